@@ -1,0 +1,5 @@
+import sys
+
+from proxyctl.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,60 @@
+"""Entry point of ``proxyctl`` (and ``kubectl-proxyctl``)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from proxyctl import __version__
+from proxyctl.errors import ProxyctlError
+
+# Each command lives in its own module exposing ``command`` (a click command or group).
+COMMAND_MODULES = (
+    "proxyctl.cli.compile_cmd",
+    "proxyctl.cli.config_cmd",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="proxyctl")
+def cli() -> None:
+    """Compile Kubernetes Services into kube-proxy's rules, and debug a node's dataplane."""
+
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # not written yet
+                continue
+            raise
+        cli.add_command(module.command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every ProxyctlError becomes its lines on stderr and its exit code."""
+    try:
+        cli.main(args=argv, prog_name="proxyctl", standalone_mode=False)
+    except ProxyctlError as e:
+        for line in e.lines():
+            click.echo(f"error: {line}", err=True)
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.exceptions.ClickException as e:
+        e.show()
+        return 2
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

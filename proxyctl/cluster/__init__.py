@@ -1,0 +1,1 @@
+"""Cluster objects (Services, EndpointSlices, Nodes) and the sources that yield them."""

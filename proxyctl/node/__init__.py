@@ -1,0 +1,1 @@
+"""Facts about the node the rules are for: addresses, capabilities."""
