@@ -76,7 +76,7 @@ class Endpoint:
 
     @property
     def is_serving(self) -> bool:
-        return self.is_ready if self.serving is None else self.serving
+        return self.serving is None or self.serving
 
     @property
     def is_terminating(self) -> bool:

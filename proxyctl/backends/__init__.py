@@ -1,0 +1,1 @@
+"""One compiler per proxy mode: pure functions from service port views to a typed ruleset."""

@@ -1,0 +1,77 @@
+"""Chain names: kube-proxy's fixed chains and its hashed per-service chains.
+
+The hash is base32(sha256(service-port-name + protocol [+ endpoint]))[:16], so that a chain's
+name survives restarts and differs per port, protocol and endpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+
+KUBELET_FIREWALL = "KUBE-FIREWALL"  # kubelet's chain; kube-proxy writes a duplicate of its rule
+
+
+def port_proto_hash(spn: str, protocol: str, endpoint: str = "") -> str:
+    digest = hashlib.sha256((spn + protocol.lower() + endpoint).encode()).digest()
+    return base64.b32encode(digest).decode()[:16]
+
+
+@dataclass(frozen=True)
+class ChainNames:
+    """Every chain name proxyctl writes, under one prefix (``KUBE-`` to stand in for kube-proxy)."""
+
+    prefix: str = "KUBE-"
+
+    @property
+    def services(self) -> str:
+        return self.prefix + "SERVICES"
+
+    @property
+    def external_services(self) -> str:
+        return self.prefix + "EXTERNAL-SERVICES"
+
+    @property
+    def nodeports(self) -> str:
+        return self.prefix + "NODEPORTS"
+
+    @property
+    def postrouting(self) -> str:
+        return self.prefix + "POSTROUTING"
+
+    @property
+    def mark_masq(self) -> str:
+        return self.prefix + "MARK-MASQ"
+
+    @property
+    def forward(self) -> str:
+        return self.prefix + "FORWARD"
+
+    @property
+    def proxy_firewall(self) -> str:
+        return self.prefix + "PROXY-FIREWALL"
+
+    @property
+    def canary(self) -> str:
+        return self.prefix + "PROXY-CANARY"
+
+    @property
+    def service_prefixes(self) -> tuple[str, ...]:
+        """Prefixes of the per-service chains: a chain with one of these is ours to delete."""
+        return tuple(self.prefix + p for p in ("SVC-", "SVL-", "EXT-", "FW-", "SEP-"))
+
+    def svc(self, h: str) -> str:
+        return f"{self.prefix}SVC-{h}"
+
+    def svl(self, h: str) -> str:
+        return f"{self.prefix}SVL-{h}"
+
+    def ext(self, h: str) -> str:
+        return f"{self.prefix}EXT-{h}"
+
+    def fw(self, h: str) -> str:
+        return f"{self.prefix}FW-{h}"
+
+    def sep(self, h: str) -> str:
+        return f"{self.prefix}SEP-{h}"

@@ -1,0 +1,124 @@
+"""Cluster state → sorted ServicePortViews for one IP family on one node.
+
+Follows kube-proxy's service change tracker (which services count, which of their addresses
+belong to the family) and its EndpointSlice cache (which slices feed which port, first address
+only, local wins when the same ip:port appears twice).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+
+from proxyctl.brain.categorize import categorize
+from proxyctl.brain.serviceport import EndpointInfo, ServicePortName, ServicePortView
+from proxyctl.cluster.ipaddr import family_of, parse_cidr_sloppy, parse_ip_sloppy
+from proxyctl.cluster.objects import ClusterState, EndpointSlice, Service
+
+EndpointIndex = dict[ServicePortName, dict[str, EndpointInfo]]
+
+
+def build_views(state: ClusterState, family: str, node_name: str, zone: str = "") -> list[ServicePortView]:
+    """One view per service port that has a cluster IP of ``family``, sorted by name."""
+    index = index_endpoints(state.endpoint_slices, family, node_name)
+    views = []
+    for svc in state.services:
+        for view in service_port_views(svc, family):
+            eps = tuple(sorted(index.get(view.name, {}).values(), key=str))
+            view = replace(view, endpoints=eps)
+            views.append(replace(view, sets=categorize(view, node_name, zone)))
+    views.sort(key=lambda v: (str(v.name), v.name.protocol))
+    return views
+
+
+def cluster_ip_of_family(svc: Service, family: str) -> str | None:
+    for ip in svc.cluster_ips:
+        if ip and ip != "None" and family_of(ip) == family:
+            return str(parse_ip_sloppy(ip))
+    return None
+
+
+def _ips_of_family(ips: tuple[str, ...] | list[str], family: str) -> tuple[str, ...]:
+    out = []
+    for text in ips:
+        try:
+            ip = parse_ip_sloppy(text)
+        except ValueError:
+            continue  # kube-proxy drops what it cannot parse
+        if family_of(str(ip)) == family:
+            out.append(str(ip))
+    return tuple(out)
+
+
+def _cidrs_of_family(ranges: tuple[str, ...], family: str) -> tuple[str, ...]:
+    out = []
+    for text in ranges:
+        try:
+            net = parse_cidr_sloppy(text.strip())
+        except ValueError:
+            continue
+        if family_of(str(net)) == family:
+            out.append(str(net))
+    return tuple(out)
+
+
+def service_port_views(svc: Service, family: str) -> list[ServicePortView]:
+    """Views for a service's ports, endpoints not yet attached; [] for services kube-proxy skips."""
+    if svc.headless or svc.type == "ExternalName":
+        return []
+    cluster_ip = cluster_ip_of_family(svc, family)
+    if cluster_ip is None:
+        return []
+    accessible = svc.type in ("LoadBalancer", "NodePort") or (svc.type == "ClusterIP" and bool(svc.external_ips))
+    etp_local = accessible and svc.external_traffic_policy == "Local"
+    itp_local = svc.internal_traffic_policy == "Local"
+    vips = _ips_of_family([i.ip for i in svc.load_balancer_ingress if i.ip and i.ip_mode != "Proxy"], family)
+    hc = svc.health_check_node_port if (svc.type == "LoadBalancer" and etp_local) else 0
+    timeout = (svc.session_affinity_timeout or 10800) if svc.session_affinity == "ClientIP" else 0
+    views = []
+    for p in svc.ports:
+        views.append(ServicePortView(
+            name=ServicePortName(svc.namespace, svc.name, p.name, p.protocol),
+            family=family,
+            cluster_ip=cluster_ip,
+            port=p.port,
+            node_port=p.node_port,
+            external_ips=_ips_of_family(svc.external_ips, family),
+            load_balancer_vips=vips,
+            load_balancer_source_ranges=_cidrs_of_family(svc.load_balancer_source_ranges, family),
+            health_check_node_port=hc,
+            affinity_timeout=timeout,
+            external_policy_local=etp_local,
+            internal_policy_local=itp_local,
+        ))
+    return views
+
+
+def index_endpoints(slices: tuple[EndpointSlice, ...], family: str, node_name: str) -> EndpointIndex:
+    """Endpoints per service port name, deduplicated by ``ip:port`` (a local copy wins)."""
+    index: EndpointIndex = defaultdict(dict)
+    for sl in sorted(slices, key=lambda s: (s.namespace, s.name)):
+        if not sl.service_name or sl.address_type != family:
+            continue
+        for port in sl.ports:
+            if port.port is None:
+                continue
+            spn = ServicePortName(sl.namespace, sl.service_name, port.name, port.protocol)
+            bucket = index[spn]
+            for ep in sl.endpoints:
+                if not ep.addresses:
+                    continue
+                ip = ep.addresses[0]
+                if family_of(ip) != family:
+                    continue
+                is_local = bool(ep.node_name) and ep.node_name == node_name
+                info = EndpointInfo(
+                    ip=ip, port=port.port,
+                    ready=ep.is_ready, serving=ep.is_serving, terminating=ep.is_terminating,
+                    is_local=is_local, node_name=ep.node_name,
+                    zone_hints=frozenset(ep.hints_for_zones), node_hints=frozenset(ep.hints_for_nodes),
+                )
+                key = str(info)
+                if key not in bucket or is_local:
+                    bucket[key] = info
+    return index

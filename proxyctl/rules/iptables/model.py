@@ -1,0 +1,142 @@
+"""The iptables ruleset model shared by compile, parse, trace and diff.
+
+A rule is the ordered list of its match options and a target. Order is kept as written because
+``iptables-restore`` input from kube-proxy (``-m tcp -p tcp -d X --dport 80``) and what
+``iptables-save`` prints back (``-d X/32 -p tcp -m tcp --dport 80``) differ only in order and
+spelling; ``canonical`` turns either into the one form the kernel stores, so both directions meet.
+
+Options are small named tuples (cheap to build by the hundred thousand, hashable, comparable);
+common ones are shared, not rebuilt per rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+BUILTIN_CHAINS: dict[str, tuple[str, ...]] = {
+    "raw": ("PREROUTING", "OUTPUT"),
+    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+    "security": ("INPUT", "FORWARD", "OUTPUT"),
+}
+
+# Options whose value is free text and is written in double quotes when it has a space.
+QUOTED_FLAGS = frozenset({"--comment", "--log-prefix", "--nflog-prefix"})
+
+
+class Opt(NamedTuple):
+    """One option of a rule: ``-p tcp``, ``! -s 10.0.0.0/8``, ``-m comment``, ``--rcheck``.
+
+    ``value`` is None for flags that take no argument; several arguments (``--match-set NAME
+    dst,dst``) are one space-separated value. Module loads are ``Opt("-m", "tcp")``.
+    """
+
+    flag: str
+    value: str | None = None
+    negated: bool = False
+
+    def render(self) -> str:
+        head = f"! {self.flag}" if self.negated else self.flag
+        if self.value is None:
+            return head
+        value = self.value
+        if self.flag in QUOTED_FLAGS and (" " in value or value == "" or '"' in value):
+            value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return f"{head} {value}"
+
+
+class Rule(NamedTuple):
+    """A rule of one chain: match options in written order, then the target (``-j``/``-g``).
+
+    ``target`` is None for a rule with no target (kube-proxy's last KUBE-FW rule only counts).
+    ``counters`` is (packets, bytes) as ``iptables-save -c`` prints them, or None.
+    """
+
+    matches: tuple[Opt, ...]
+    target: str | None = None
+    target_opts: tuple[Opt, ...] = ()
+    goto: bool = False
+    counters: tuple[int, int] | None = None
+
+    def render(self, chain: str) -> str:
+        parts = [f"-A {chain}"] if self.counters is None else [f"[{self.counters[0]}:{self.counters[1]}] -A {chain}"]
+        parts.extend(o.render() for o in self.matches)
+        if self.target is not None:
+            parts.append(("-g " if self.goto else "-j ") + self.target)
+            parts.extend(o.render() for o in self.target_opts)
+        return " ".join(parts)
+
+    def get(self, flag: str) -> Opt | None:
+        """The first match option with this flag, or None."""
+        for o in self.matches:
+            if o.flag == flag:
+                return o
+        return None
+
+    def target_get(self, flag: str) -> Opt | None:
+        for o in self.target_opts:
+            if o.flag == flag:
+                return o
+        return None
+
+    @property
+    def comment(self) -> str | None:
+        o = self.get("--comment")
+        return o.value if o else None
+
+    def modules(self) -> list[str]:
+        return [o.value for o in self.matches if o.flag == "-m" and o.value]
+
+
+@dataclass
+class Chain:
+    """A chain and its rules; ``policy`` is set for built-in chains only."""
+
+    name: str
+    rules: list[Rule] = field(default_factory=list)
+    policy: str | None = None
+    counters: tuple[int, int] | None = None
+
+    @property
+    def builtin(self) -> bool:
+        return self.policy is not None
+
+    def declaration(self, with_counters: bool = False) -> str:
+        c = self.counters if (with_counters and self.counters) else (0, 0)
+        return f":{self.name} {self.policy or '-'} [{c[0]}:{c[1]}]"
+
+
+@dataclass
+class Table:
+    name: str
+    chains: dict[str, Chain] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)  # ``-X`` lines: chains the payload deletes
+
+    def chain(self, name: str, policy: str | None = None) -> Chain:
+        """The chain of that name, declared now if it is not yet."""
+        c = self.chains.get(name)
+        if c is None:
+            c = self.chains[name] = Chain(name, policy=policy)
+        return c
+
+    def append(self, chain: str, rule: Rule) -> None:
+        self.chain(chain).rules.append(rule)
+
+
+@dataclass
+class Ruleset:
+    """Tables of one IP family, in the order they are written."""
+
+    family: str = "IPv4"  # "IPv4" | "IPv6"
+    tables: dict[str, Table] = field(default_factory=dict)
+
+    def table(self, name: str) -> Table:
+        t = self.tables.get(name)
+        if t is None:
+            t = self.tables[name] = Table(name)
+        return t
+
+    def rule_count(self) -> int:
+        return sum(len(c.rules) for t in self.tables.values() for c in t.chains.values())
