@@ -9,7 +9,7 @@ Services are visited in name order so the output is deterministic (kube-proxy's 
 from __future__ import annotations
 
 import ipaddress
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from proxyctl.backends.iptables.names import KUBELET_FIREWALL, port_proto_hash
 from proxyctl.backends.iptables.options import (
@@ -38,13 +38,13 @@ FILTER_TOP_CHAINS = ("services", "external_services", "forward", "nodeports", "p
 NAT_TOP_CHAINS = ("services", "nodeports", "postrouting", "mark_masq")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _proto(protocol: str) -> tuple[Opt, Opt]:
     p = protocol.lower()
     return Opt("-m", p), Opt("-p", p)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _comment(text: str) -> tuple[Opt, Opt]:
     return M_COMMENT, Opt("--comment", text)
 
@@ -185,9 +185,9 @@ def _service_port(flt: Table, nat: Table, v: ServicePortView, opts: IptablesOpti
         np = Opt("--dport", str(v.node_port))
         if has_endpoints:
             if not opts.ipv6 and opts.localhost_node_ports and LOCALHOST_NODEPORT_COUNTER in opts.nfacct:
-                nat.append(n.nodeports, Rule(_comment(spn) + (m_p[0], m_p[1], Opt("-d", "127.0.0.0/8"), np,
-                                                             M_NFACCT, Opt("--nfacct-name", LOCALHOST_NODEPORT_COUNTER)),
-                                             ext_chain))
+                acct = (M_NFACCT, Opt("--nfacct-name", LOCALHOST_NODEPORT_COUNTER))
+                loopback = (m_p[0], m_p[1], Opt("-d", "127.0.0.0/8"), np) + acct
+                nat.append(n.nodeports, Rule(_comment(spn) + loopback, ext_chain))
             nat.append(n.nodeports, Rule(_comment(spn) + (m_p[0], m_p[1], np), ext_chain))
         if not has_external:
             flt.append(n.external_services, Rule(_comment(ext_filter[1]) + (M_ADDRTYPE, DST_LOCAL, m_p[0], m_p[1], np),
