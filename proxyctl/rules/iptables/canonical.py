@@ -1,0 +1,217 @@
+"""The one form the kernel stores a rule in, as ``iptables-save`` prints it back.
+
+``iptables-restore`` accepts many spellings of one rule; the kernel keeps one. kube-proxy writes
+``-m comment --comment X -m tcp -p tcp -d 10.96.0.1 --dport 80 -j MARK --or-mark 0x00004000``
+and a node prints ``-d 10.96.0.1/32 -p tcp -m comment --comment "X" -m tcp --dport 80 -j MARK
+--set-xmark 0x4000/0x4000``. ``canonical_rule`` maps both to the second, so a compiled ruleset and
+a dumped one compare with ``==``: core options first (-s -d -i -o -p -f), then each match module
+in the order it was loaded with its options in the order its extension prints them (defaults
+filled in), then the target with its options spelt as the extension prints them.
+Modules we do not know keep their options verbatim, in their written order.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from proxyctl.rules.iptables.model import Opt, Rule
+
+CORE_ORDER = ("-s", "-d", "-i", "-o", "-p", "-f")
+CORE_ALIASES = {"--source": "-s", "--src": "-s", "--destination": "-d", "--dst": "-d",
+                "--in-interface": "-i", "--out-interface": "-o", "--protocol": "-p", "--fragment": "-f"}
+
+# For each known match module, the options it owns in the order its save function prints them.
+MODULE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "tcp": ("--sport", "--dport", "--tcp-flags", "--syn", "--tcp-option"),
+    "udp": ("--sport", "--dport"),
+    "sctp": ("--sport", "--dport", "--chunk-types"),
+    "icmp": ("--icmp-type",),
+    "icmp6": ("--icmpv6-type",),
+    "comment": ("--comment",),
+    "addrtype": ("--src-type", "--dst-type", "--limit-iface-in", "--limit-iface-out"),
+    "conntrack": ("--ctstate", "--ctproto", "--ctorigsrc", "--ctorigdst", "--ctreplsrc", "--ctrepldst",
+                  "--ctorigsrcport", "--ctorigdstport", "--ctreplsrcport", "--ctrepldstport",
+                  "--ctstatus", "--ctexpire", "--ctdir"),
+    "state": ("--state",),
+    "mark": ("--mark",),
+    "statistic": ("--mode", "--probability", "--every", "--packet"),
+    "recent": ("--set", "--rcheck", "--update", "--remove", "--seconds", "--reap", "--hitcount",
+               "--rttl", "--name", "--mask", "--rsource", "--rdest"),
+    "nfacct": ("--nfacct-name",),
+    "multiport": ("--sports", "--dports", "--ports"),
+    "set": ("--match-set", "--return-nomatch", "--update-counters", "--update-subcounters",
+            "--packets-eq", "--packets-lt", "--packets-gt", "--bytes-eq", "--bytes-lt", "--bytes-gt"),
+    "physdev": ("--physdev-in", "--physdev-is-in", "--physdev-out", "--physdev-is-out", "--physdev-is-bridged"),
+    "ipvs": ("--ipvs", "--vproto", "--vaddr", "--vport", "--vdir", "--vmethod", "--vportctl"),
+    "socket": ("--transparent", "--nowildcard", "--restore-skmark"),
+    "iprange": ("--src-range", "--dst-range"),
+    "limit": ("--limit", "--limit-burst"),
+    "owner": ("--uid-owner", "--gid-owner", "--socket-exists"),
+    "pkttype": ("--pkt-type",),
+}
+OPTION_ALIASES = {"--destination-port": "--dport", "--source-port": "--sport",
+                  "--destination-ports": "--dports", "--source-ports": "--sports", "--match-set": "--match-set",
+                  "--set-class": "--set-class"}
+PROTOCOL_MODULES = ("tcp", "udp", "sctp", "icmp", "icmp6")
+_OPTION_MODULE = {flag: mod for mod in PROTOCOL_MODULES for flag in MODULE_OPTIONS[mod]}
+
+HEX_FLAGS = frozenset({"--mark"})
+
+
+def hex_value(text: str) -> str:
+    """``0x00004000`` → ``0x4000``; decimal → hex, as xtables prints marks."""
+    try:
+        return hex(int(text, 0))
+    except ValueError:
+        return text
+
+
+def mark_value(text: str) -> str:
+    value, _, mask = text.partition("/")
+    value = hex_value(value)
+    if not mask or int(mask, 0) == 0xFFFFFFFF:
+        return value
+    return f"{value}/{hex_value(mask)}"
+
+
+@lru_cache(maxsize=65536)
+def kernel_probability(text: str) -> str:
+    """What ``--probability`` reads back as: the kernel keeps round(p × 2^31) as a u32."""
+    try:
+        p = float(text)
+    except ValueError:
+        return text
+    return f"{round(p * 0x80000000) / 0x80000000:.11f}"
+
+
+@lru_cache(maxsize=65536)
+def address(text: str, family: str) -> str:
+    """An address match as the kernel stores it: always with a prefix length, host bits cleared."""
+    import ipaddress
+
+    try:
+        if "/" in text:
+            addr, _, mask = text.partition("/")
+            if mask.isdigit():
+                return str(ipaddress.ip_network(text, strict=False))
+            # dotted mask (255.255.255.0) → prefix length
+            return str(ipaddress.ip_network(f"{addr}/{mask}", strict=False))
+        ip = ipaddress.ip_address(text)
+        return f"{ip}/{ip.max_prefixlen}"
+    except ValueError:
+        return text  # a host name or something iptables resolves; keep as written
+
+
+def _module_opt(module: str, opt: Opt, family: str) -> Opt:
+    flag = OPTION_ALIASES.get(opt.flag, opt.flag)
+    value = opt.value
+    if module == "mark" and flag == "--mark" and value is not None:
+        value = mark_value(value)
+    elif module == "statistic" and flag == "--probability" and value is not None:
+        value = kernel_probability(value)
+    elif module == "conntrack" and flag in ("--ctorigsrc", "--ctorigdst", "--ctreplsrc", "--ctrepldst") and value:
+        value = address(value, family)
+    if flag == opt.flag and value == opt.value:
+        return opt
+    return Opt(flag, value, opt.negated)
+
+
+def _recent_defaults(opts: list[Opt], family: str) -> list[Opt]:
+    flags = {o.flag for o in opts}
+    if "--name" not in flags:
+        opts.append(Opt("--name", "DEFAULT"))
+    if "--mask" not in flags:
+        opts.append(Opt("--mask", "255.255.255.255" if family == "IPv4" else "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"))
+    if "--rsource" not in flags and "--rdest" not in flags:
+        opts.append(Opt("--rsource"))
+    return opts
+
+
+def _order(module: str, opts: list[Opt]) -> list[Opt]:
+    order = MODULE_OPTIONS.get(module)
+    if not order:
+        return opts
+    rank = {f: i for i, f in enumerate(order)}
+    return sorted(opts, key=lambda o: rank.get(o.flag, len(rank)))
+
+
+def _split(rule: Rule, family: str) -> tuple[dict[str, Opt], list[tuple[str, list[Opt]]]]:
+    core: dict[str, Opt] = {}
+    groups: list[tuple[str, list[Opt]]] = []
+    by_name: dict[str, list[Opt]] = {}
+    current: list[Opt] | None = None
+    current_mod = ""
+    proto = None
+    for o in rule.matches:
+        flag = CORE_ALIASES.get(o.flag, o.flag)
+        if flag in CORE_ORDER:
+            if flag in ("-s", "-d") and o.value is not None:
+                o = Opt(flag, address(o.value, family), o.negated)
+            elif flag == "-p" and o.value is not None:
+                o = Opt(flag, o.value.lower(), o.negated)
+                proto = o.value
+            elif flag != o.flag:
+                o = Opt(flag, o.value, o.negated)
+            core[flag] = o
+            continue
+        if flag == "-m" or flag == "--match":
+            current_mod = o.value or ""
+            if current_mod in by_name:  # a module loaded twice keeps one group, as the kernel would not
+                current = by_name[current_mod]
+            else:
+                current = by_name[current_mod] = []
+                groups.append((current_mod, current))
+            continue
+        flag = OPTION_ALIASES.get(flag, flag)
+        owner = current_mod
+        known = MODULE_OPTIONS.get(current_mod)
+        if current is None or (known is not None and flag not in known):
+            # An option outside its module: protocol options load the protocol's module implicitly.
+            owner = _OPTION_MODULE.get(flag, "") if proto is None else (proto if flag in _OPTION_MODULE else "")
+            owner = owner or current_mod
+            if owner not in by_name:
+                by_name[owner] = []
+                groups.append((owner, by_name[owner]))
+            by_name[owner].append(_module_opt(owner, o, family))
+            continue
+        current.append(_module_opt(current_mod, o, family))
+    return core, groups
+
+
+def _canonical_target(rule: Rule, family: str) -> tuple[str | None, tuple[Opt, ...]]:
+    target, opts = rule.target, rule.target_opts
+    if target == "MARK":
+        out = []
+        for o in opts:
+            if o.flag == "--or-mark" and o.value:
+                v = hex_value(o.value)
+                out.append(Opt("--set-xmark", f"{v}/{v}"))
+            elif o.flag == "--xor-mark" and o.value:
+                out.append(Opt("--set-xmark", f"{hex_value(o.value)}/0x0"))
+            elif o.flag == "--and-mark" and o.value:
+                out.append(Opt("--set-xmark", f"0x0/{hex(~int(o.value, 0) & 0xFFFFFFFF)}"))
+            elif o.flag in ("--set-mark", "--set-xmark") and o.value:
+                v, _, m = o.value.partition("/")
+                mask = hex_value(m) if m else "0xffffffff"
+                out.append(Opt("--set-xmark", f"{hex_value(v)}/{mask}"))
+            else:
+                out.append(o)
+        return target, tuple(out)
+    if target == "REJECT" and not any(o.flag == "--reject-with" for o in opts):
+        default = "icmp-port-unreachable" if family == "IPv4" else "icmp6-port-unreachable"
+        return target, opts + (Opt("--reject-with", default),)
+    return target, opts
+
+
+def canonical_rule(rule: Rule, family: str = "IPv4") -> Rule:
+    """The rule as the kernel keeps it (see the module docstring); counters are dropped."""
+    core, groups = _split(rule, family)
+    matches: list[Opt] = [core[f] for f in CORE_ORDER if f in core]
+    for module, opts in groups:
+        if module == "recent":
+            opts = _recent_defaults(list(opts), family)
+        if module:
+            matches.append(Opt("-m", module))
+        matches.extend(_order(module, opts))
+    target, topts = _canonical_target(rule, family)
+    return Rule(tuple(matches), target, topts, rule.goto, None)
