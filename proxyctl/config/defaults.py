@@ -24,39 +24,45 @@ def apply_defaults(c: dict) -> None:
     healthz_host, metrics_host = _default_hosts(c["bindAddress"])
     c["healthzBindAddress"] = _with_port(c["healthzBindAddress"], healthz_host, HEALTHZ_PORT)
     c["metricsBindAddress"] = _with_port(c["metricsBindAddress"], metrics_host, METRICS_PORT)
-    _set_if_unset(c, "oomScoreAdj", OOM_SCORE_ADJ)
-    _set_if_unset(c, "configSyncPeriod", 15 * MINUTE)
+    _if_null(c, "oomScoreAdj", OOM_SCORE_ADJ)
+    _if_zero(c, "configSyncPeriod", 15 * MINUTE)
 
-    _set_if_unset(c["iptables"], "syncPeriod", 30 * SECOND)
-    _set_if_unset(c["iptables"], "minSyncPeriod", 1 * SECOND)
-    _set_if_unset(c["iptables"], "masqueradeBit", MASQUERADE_BIT)
-    _set_if_unset(c["iptables"], "localhostNodePorts", True)
-    _set_if_unset(c["ipvs"], "syncPeriod", 30 * SECOND)
-    _set_if_unset(c["nftables"], "syncPeriod", 30 * SECOND)
-    _set_if_unset(c["nftables"], "minSyncPeriod", 1 * SECOND)
-    _set_if_unset(c["nftables"], "masqueradeBit", MASQUERADE_BIT)
+    _if_zero(c["iptables"], "syncPeriod", 30 * SECOND)
+    _if_zero(c["iptables"], "minSyncPeriod", 1 * SECOND)
+    _if_null(c["iptables"], "masqueradeBit", MASQUERADE_BIT)
+    _if_null(c["iptables"], "localhostNodePorts", True)
+    _if_zero(c["ipvs"], "syncPeriod", 30 * SECOND)
+    _if_zero(c["nftables"], "syncPeriod", 30 * SECOND)
+    _if_zero(c["nftables"], "minSyncPeriod", 1 * SECOND)
+    _if_null(c["nftables"], "masqueradeBit", MASQUERADE_BIT)
 
     conntrack = c["conntrack"]
-    _set_if_unset(conntrack, "maxPerCore", 32 * 1024)
-    _set_if_unset(conntrack, "min", 128 * 1024)
-    _set_if_unset(conntrack, "tcpEstablishedTimeout", 24 * HOUR)
-    _set_if_unset(conntrack, "tcpCloseWaitTimeout", 1 * HOUR)
+    _if_null(conntrack, "maxPerCore", 32 * 1024)
+    _if_null(conntrack, "min", 128 * 1024)
+    _if_null(conntrack, "tcpEstablishedTimeout", 24 * HOUR)
+    _if_null(conntrack, "tcpCloseWaitTimeout", 1 * HOUR)
 
     client = c["clientConnection"]
-    _set_if_unset(client, "contentType", CONTENT_TYPE)
-    _set_if_unset(client, "qps", 5)
-    _set_if_unset(client, "burst", 10)
+    _if_zero(client, "contentType", CONTENT_TYPE)
+    _if_zero(client, "qps", 5)
+    _if_zero(client, "burst", 10)
 
     logging = c["logging"]
-    _set_if_unset(logging, "format", "text")
-    _set_if_unset(logging, "flushFrequency", 5 * SECOND)
+    _if_zero(logging, "format", "text")
+    _if_zero(logging, "flushFrequency", 5 * SECOND)
     for routing in logging["options"].values():
-        _set_if_unset(routing, "infoBufferSize", "0")
+        _if_zero(routing, "infoBufferSize", "0")
 
 
-def _set_if_unset(section: dict, name: str, value: object) -> None:
-    # Zero values only: False is never "unset" here, the bool pointers use None.
-    if section[name] is None or (section[name] in ("", 0) and section[name] is not False):
+def _if_null(section: dict, name: str, value: object) -> None:
+    """Default a Go pointer field: only when the file left it out or wrote null."""
+    if section[name] is None:
+        section[name] = value
+
+
+def _if_zero(section: dict, name: str, value: object) -> None:
+    """Default a plain field: whenever it holds its zero value ("", 0, 0s)."""
+    if section[name] in ("", 0):
         section[name] = value
 
 
