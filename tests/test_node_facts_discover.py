@@ -176,3 +176,24 @@ def test_read_proc_file_in_this_namespace(tmp_path):
     path.write_text("1\n")
     assert netns.read_proc_file(str(path), netns=None, timeout=5) == "1\n"
     assert netns.read_proc_file(str(tmp_path / "absent"), netns=None, timeout=5) is None
+
+
+def test_read_proc_file_deadline_names_the_file(monkeypatch):
+    def never(fn, *, timeout, what):
+        raise KernelError(f"{what}: no answer within {timeout:g}s")
+
+    monkeypatch.setattr(netns, "call_with_deadline", never)
+    with pytest.raises(KernelError) as info:
+        netns.read_proc_file("/proc/sys/x", netns="ns1", timeout=0.5)
+    assert (info.value.argv, info.value.netns) == (("read", "/proc/sys/x"), "ns1")
+    assert isinstance(info.value.__cause__, KernelError)
+
+
+def test_empty_host_name_is_a_kernel_error(monkeypatch):
+    from proxyctl.node import hostname
+
+    monkeypatch.setattr(hostname.socket, "gethostname", lambda: "  ")
+    with pytest.raises(KernelError, match="the host name is empty"):
+        hostname.host_name()
+    monkeypatch.setattr(hostname.socket, "gethostname", lambda: " Node-1\n")
+    assert hostname.host_name() == "node-1"

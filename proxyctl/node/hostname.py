@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 
-from proxyctl.errors import InputError
+from proxyctl.errors import InputError, KernelError
 
 
 def normalize_node_name(text: str, *, source: str, error: type[InputError] = InputError) -> str:
@@ -20,5 +20,8 @@ def normalize_node_name(text: str, *, source: str, error: type[InputError] = Inp
 
 
 def host_name() -> str:
-    """This machine's host name as kube-proxy would use it for the node name."""
-    return normalize_node_name(socket.gethostname(), source="the host name")
+    """This machine's host name as kube-proxy would use it for the node name; KernelError if empty."""
+    name = socket.gethostname().strip()
+    if not name:
+        raise KernelError("the host name is empty; set one, or give --hostname-override")
+    return name.lower()

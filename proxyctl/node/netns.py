@@ -69,8 +69,10 @@ def read_proc_file(path: str, *, netns: str | None, timeout: float) -> str | Non
     argv = ("read", path)
     try:
         return call_with_deadline(read, timeout=timeout, what=f"reading {path}")
-    except KernelError:
-        raise
+    except KernelError as e:
+        if e.netns is not None or e.argv:  # already located (an unknown namespace)
+            raise
+        raise KernelError(str(e), argv=argv, netns=netns) from e
     except OSError as e:
         raise KernelError(f"cannot read {path}: {e.strerror}", argv=argv, netns=netns,
                           stderr=str(e)) from e
