@@ -123,7 +123,7 @@ def test_the_v1_10_example_loads_with_warnings() -> None:
     ("", "apiVersion: kubeproxy.config.k8s.io/v1alpha1\n", "kind: missing; set it to KubeProxyConfiguration"),
     ("", "apiVersion: componentconfig/v1alpha1\nkind: KubeProxyConfiguration\n",
      'apiVersion: string "componentconfig/v1alpha1" is not kubeproxy.config.k8s.io/v1alpha1 '
-     "(renamed kubeproxy.config.k8s.io/v1alpha1 in Kubernetes v1.9)"),
+     "(the group's old name; change it to kubeproxy.config.k8s.io/v1alpha1)"),
     ("", "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeletConfiguration\n",
      'kind: string "KubeletConfiguration" is not KubeProxyConfiguration'),
     ("", "mode: [unclosed\n", "not valid YAML: expected ',' or ']', but got '<stream end>' at line 2, column 1"),
@@ -143,8 +143,8 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_binary_file(tmp_path: Path) -> None:
     path = tmp_path / "kp.yaml"
-    path.write_bytes(b"mode: \xff\xfe\n")
-    assert errors(str(path)) == [f"{path}: not UTF-8 text (byte 6)"]
+    path.write_bytes(b"mode: iptables\nhostnameOverride: \xff\xfe\n")
+    assert errors(str(path)) == [f"{path}: not UTF-8 text: byte 0xff on line 2"]
 
 
 def test_stdin(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,7 +23,7 @@ from proxyctl.errors import ConfigError, Problem
 
 # apiVersions kube-proxy once read, and what became of them.
 _OLD_API_VERSIONS = {
-    "componentconfig/v1alpha1": "renamed kubeproxy.config.k8s.io/v1alpha1 in Kubernetes v1.9",
+    "componentconfig/v1alpha1": "the group's old name; change it to kubeproxy.config.k8s.io/v1alpha1",
     "kubeproxy.config.k8s.io/v1alpha2": "kube-proxy v1.36 reads only v1alpha1",
 }
 
@@ -177,12 +177,15 @@ def read_config(path: str | None, *, strict: bool = False) -> ConfigLoad:
 
 def _read_file(path: str) -> str:
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except UnicodeDecodeError as e:
-        raise ValueError(f"not UTF-8 text (byte {e.start})") from None
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise OSError(f"cannot read the file: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"not UTF-8 text: byte 0x{data[e.start]:02x} on line {line}") from None
 
 
 def _header_problems(raw: object, source: str):
