@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from proxyctl.config import default_config, load_config, read_config
+from proxyctl.config import default_config, load_config, read_config, validate
+from proxyctl.config.schema import KUBE_PROXY_CONFIGURATION
 from proxyctl.errors import ConfigError
 
 HEADER = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n"
@@ -173,3 +178,33 @@ def test_read_config_returns_problems_without_raising(tmp_path: Path) -> None:
     assert [str(p) for p in result.problems] == [f"{path}: oomScoreAdj: 5000 is out of range -1000..1000"]
     assert result.warnings == [f"{path}: unknown field foo (ignored)"]
     assert read_config(None).config == default_config()
+
+
+def _field_names(fields) -> set[str]:
+    names = set()
+    for name, f in fields.items():
+        names.add(name)
+        names |= _field_names(f.fields)
+    return names
+
+
+_NAMES = sorted(_field_names(KUBE_PROXY_CONFIGURATION))
+_SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats()
+            | st.sampled_from(["", "0", "30s", "-1s", "primary", "10.0.0.0/8", "::1", "0.0.0.0:10256", "1Mi"])
+            | st.text(max_size=12))
+_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+    st.sampled_from(_NAMES) | st.text(max_size=6), inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(_NAMES) | st.text(max_size=6), _VALUES, max_size=6), st.booleans())
+def test_any_mapping_gives_problems_not_a_crash(fields: dict, strict: bool) -> None:
+    document = {"apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration", **fields}
+    text = yaml.safe_dump(document)
+    with patch("sys.stdin", io.StringIO(text)):
+        result = read_config("-", strict=strict)
+    assert result.config is not None or result.problems
+    for problem in result.problems:
+        assert problem.source == "-" and problem.message
+    if not result.problems:
+        assert validate(result.config) == []
