@@ -16,6 +16,7 @@ from proxyctl.cluster.ipaddr import family_of, parse_cidr_sloppy, parse_ip_slopp
 from proxyctl.cluster.objects import ClusterState, EndpointSlice, Service
 
 EndpointIndex = dict[ServicePortName, dict[str, EndpointInfo]]
+NO_HINTS: frozenset[str] = frozenset()
 
 
 def build_views(state: ClusterState, family: str, node_name: str, zone: str = "") -> list[ServicePortView]:
@@ -24,9 +25,11 @@ def build_views(state: ClusterState, family: str, node_name: str, zone: str = ""
     views = []
     for svc in state.services:
         for view in service_port_views(svc, family):
-            eps = tuple(sorted(index.get(view.name, {}).values(), key=str))
-            view = replace(view, endpoints=eps)
-            views.append(replace(view, sets=categorize(view, node_name, zone)))
+            bucket = index.get(view.name)
+            if bucket:
+                eps = tuple(bucket[k] for k in sorted(bucket))
+                view = replace(view, endpoints=eps, sets=categorize(view, node_name, zone, eps))
+            views.append(view)
     views.sort(key=lambda v: (str(v.name), v.name.protocol))
     return views
 
@@ -97,6 +100,8 @@ def service_port_views(svc: Service, family: str) -> list[ServicePortView]:
 def index_endpoints(slices: tuple[EndpointSlice, ...], family: str, node_name: str) -> EndpointIndex:
     """Endpoints per service port name, deduplicated by ``ip:port`` (a local copy wins)."""
     index: EndpointIndex = defaultdict(dict)
+    v4 = family == "IPv4"
+    new_endpoint = tuple.__new__  # EndpointInfo is a named tuple: skip its Python-level __new__
     for sl in sorted(slices, key=lambda s: (s.namespace, s.name)):
         if not sl.service_name or sl.address_type != family:
             continue
@@ -105,20 +110,19 @@ def index_endpoints(slices: tuple[EndpointSlice, ...], family: str, node_name: s
                 continue
             spn = ServicePortName(sl.namespace, sl.service_name, port.name, port.protocol)
             bucket = index[spn]
+            port_num = port.port
             for ep in sl.endpoints:
                 if not ep.addresses:
                     continue
                 ip = ep.addresses[0]
-                if family_of(ip) != family:
+                if (":" in ip) == v4:
                     continue
                 is_local = bool(ep.node_name) and ep.node_name == node_name
-                info = EndpointInfo(
-                    ip=ip, port=port.port,
-                    ready=ep.is_ready, serving=ep.is_serving, terminating=ep.is_terminating,
-                    is_local=is_local, node_name=ep.node_name,
-                    zone_hints=frozenset(ep.hints_for_zones), node_hints=frozenset(ep.hints_for_nodes),
-                )
-                key = str(info)
-                if key not in bucket or is_local:
-                    bucket[key] = info
+                addr = f"{ip}:{port_num}" if v4 else f"[{ip}]:{port_num}"
+                if is_local or addr not in bucket:
+                    bucket[addr] = new_endpoint(EndpointInfo, (
+                        addr, ip, port_num, ep.ready is None or ep.ready, ep.serving is None or ep.serving,
+                        bool(ep.terminating), is_local, ep.node_name,
+                        frozenset(ep.hints_for_zones) if ep.hints_for_zones else NO_HINTS,
+                        frozenset(ep.hints_for_nodes) if ep.hints_for_nodes else NO_HINTS))
     return index

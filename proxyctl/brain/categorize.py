@@ -34,8 +34,11 @@ def _available(ep: EndpointInfo, mode: str, node_name: str, zone: str) -> bool:
     return True
 
 
-def categorize(view: ServicePortView, node_name: str, zone: str = "") -> EndpointSets:
-    endpoints = view.endpoints
+def categorize(view: ServicePortView, node_name: str, zone: str = "",
+               endpoints: tuple[EndpointInfo, ...] | None = None) -> EndpointSets:
+    """Categorise ``endpoints`` (default: the view's own) for the view's traffic policies."""
+    if endpoints is None:
+        endpoints = view.endpoints
     if not endpoints:
         return EndpointSets()
     mode = ""
@@ -70,10 +73,10 @@ def categorize(view: ServicePortView, node_name: str, zone: str = "") -> Endpoin
     if mode == "" and not local_terminating_only(local_ready, local_terminating):
         # Every ready endpoint is in the cluster set, so it already holds the local ones.
         return EndpointSets(cluster, local, cluster, has_any, mode)
-    seen = {str(ep): ep for ep in cluster}
+    seen = {ep.addr: ep for ep in cluster}
     for ep in local:
-        seen.setdefault(str(ep), ep)
-    union = tuple(sorted(seen.values(), key=str))
+        seen.setdefault(ep.addr, ep)
+    union = tuple(seen[k] for k in sorted(seen))
     return EndpointSets(cluster, local, union, has_any, mode)
 
 

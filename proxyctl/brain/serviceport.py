@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, order=True)
@@ -23,10 +24,14 @@ class ServicePortName:
         return f"{self.namespace}/{self.name}"
 
 
-@dataclass(frozen=True)
-class EndpointInfo:
-    """One endpoint of one service port, with kube-proxy's reading of its conditions."""
+class EndpointInfo(NamedTuple):
+    """One endpoint of one service port, with kube-proxy's reading of its conditions.
 
+    A named tuple because a 10k-service cluster has 100k of them; ``addr`` is ``ip:port`` (or
+    ``[ip]:port`` for IPv6), the DNAT target and the hash input, computed once.
+    """
+
+    addr: str
     ip: str
     port: int
     ready: bool
@@ -38,8 +43,11 @@ class EndpointInfo:
     node_hints: frozenset[str] = frozenset()
 
     def __str__(self) -> str:
-        """``ip:port``, or ``[ip]:port`` for IPv6: the DNAT target and the hash input."""
-        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+        return self.addr
+
+    @classmethod
+    def make(cls, ip: str, port: int, **kw) -> EndpointInfo:
+        return cls(f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}", ip, port, **kw)
 
 
 @dataclass(frozen=True)

@@ -38,13 +38,20 @@ FILTER_TOP_CHAINS = ("services", "external_services", "forward", "nodeports", "p
 NAT_TOP_CHAINS = ("services", "nodeports", "postrouting", "mark_masq")
 
 
+_new_tuple = tuple.__new__
+
+
+def R(matches: tuple[Opt, ...], target: str | None = None, target_opts: tuple[Opt, ...] = ()) -> Rule:
+    """A Rule without NamedTuple's Python-level __new__ (a 10k-service sync builds 350k)."""
+    return _new_tuple(Rule, (matches, target, target_opts, False, None))
+
+
 @cache
 def _proto(protocol: str) -> tuple[Opt, Opt]:
     p = protocol.lower()
     return Opt("-m", p), Opt("-p", p)
 
 
-@cache
 def _comment(text: str) -> tuple[Opt, Opt]:
     return M_COMMENT, Opt("--comment", text)
 
@@ -77,17 +84,17 @@ def compile_ruleset(views: list[ServicePortView], opts: IptablesOptions) -> Rule
 
 def _postrouting(nat: Table, opts: IptablesOptions) -> None:
     n, mark = opts.names, opts.masquerade_mark
-    nat.append(n.postrouting, Rule((M_MARK, Opt("--mark", f"{mark}/{mark}", True)), "RETURN"))
-    nat.append(n.postrouting, Rule((), "MARK", (Opt("--xor-mark", mark),)))
+    nat.append(n.postrouting, R((M_MARK, Opt("--mark", f"{mark}/{mark}", True)), "RETURN"))
+    nat.append(n.postrouting, R((), "MARK", (Opt("--xor-mark", mark),)))
     masq = (Opt("--random-fully"),) if opts.random_fully else ()
-    nat.append(n.postrouting, Rule(_comment("kubernetes service traffic requiring SNAT"), "MASQUERADE", masq))
-    nat.append(n.mark_masq, Rule((), "MARK", (Opt("--or-mark", mark),)))
+    nat.append(n.postrouting, R(_comment("kubernetes service traffic requiring SNAT"), "MASQUERADE", masq))
+    nat.append(n.mark_masq, R((), "MARK", (Opt("--or-mark", mark),)))
 
 
 def _kubelet_firewall(flt: Table) -> None:
     """route_localnet lets 127.0.0.1 NodePorts work and opens a hole (kubernetes issue 90259);
     this duplicate of kubelet's rule closes it."""
-    flt.append(KUBELET_FIREWALL, Rule(
+    flt.append(KUBELET_FIREWALL, R(
         _comment("block incoming localnet connections") + (
             Opt("-d", "127.0.0.0/8"), Opt("-s", "127.0.0.0/8", True),
             M_CONNTRACK, Opt("--ctstate", "RELATED,ESTABLISHED,DNAT", True)),
@@ -103,13 +110,13 @@ def _nodeports_tail(nat: Table, opts: IptablesOptions) -> None:
             dest += (Opt("-d", "::1/128", True),)
         elif not opts.localhost_node_ports:
             dest += (Opt("-d", "127.0.0.0/8", True),)
-        nat.append(n.services, Rule(comment + dest, n.nodeports))
+        nat.append(n.services, R(comment + dest, n.nodeports))
         return
     for ip in opts.node_port_ips:
         loopback = ip == "::1" or ip.startswith("127.")
         if loopback and (opts.ipv6 or not opts.localhost_node_ports):
             continue
-        nat.append(n.services, Rule(comment + (Opt("-d", ip),), n.nodeports))
+        nat.append(n.services, R(comment + (Opt("-d", ip),), n.nodeports))
 
 
 def _forward(flt: Table, opts: IptablesOptions) -> None:
@@ -117,10 +124,10 @@ def _forward(flt: Table, opts: IptablesOptions) -> None:
     if not opts.tcp_be_liberal:
         # Without be_liberal, an out-of-window packet marked INVALID would reset the connection.
         acct = (M_NFACCT, Opt("--nfacct-name", CT_INVALID_COUNTER)) if CT_INVALID_COUNTER in opts.nfacct else ()
-        flt.append(n.forward, Rule((M_CONNTRACK, Opt("--ctstate", "INVALID")) + acct, "DROP"))
-    flt.append(n.forward, Rule(_comment("kubernetes forwarding rules") + (M_MARK, Opt("--mark", f"{mark}/{mark}")),
+        flt.append(n.forward, R((M_CONNTRACK, Opt("--ctstate", "INVALID")) + acct, "DROP"))
+    flt.append(n.forward, R(_comment("kubernetes forwarding rules") + (M_MARK, Opt("--mark", f"{mark}/{mark}")),
                                "ACCEPT"))
-    flt.append(n.forward, Rule(_comment("kubernetes forwarding conntrack rule") + (
+    flt.append(n.forward, R(_comment("kubernetes forwarding conntrack rule") + (
         M_CONNTRACK, Opt("--ctstate", "RELATED,ESTABLISHED")), "ACCEPT"))
 
 
@@ -159,26 +166,26 @@ def _service_port(flt: Table, nat: Table, v: ServicePortView, opts: IptablesOpti
 
     # Capture the cluster IP.
     if has_internal:
-        nat.append(n.services, Rule(vip_match(f"{spn} cluster IP", v.cluster_ip), internal_chain))
+        nat.append(n.services, R(vip_match(f"{spn} cluster IP", v.cluster_ip), internal_chain))
     else:
-        flt.append(n.services, Rule(vip_match(int_filter[1], v.cluster_ip), int_filter[0]))
+        flt.append(n.services, R(vip_match(int_filter[1], v.cluster_ip), int_filter[0]))
 
     # Capture external IPs.
     for ip in v.external_ips:
         if has_endpoints:
-            nat.append(n.services, Rule(vip_match(f"{spn} external IP", ip), ext_chain))
+            nat.append(n.services, R(vip_match(f"{spn} external IP", ip), ext_chain))
         if not has_external:
-            flt.append(n.external_services, Rule(vip_match(ext_filter[1], ip), ext_filter[0]))
+            flt.append(n.external_services, R(vip_match(ext_filter[1], ip), ext_filter[0]))
 
     # Capture load-balancer IPs.
     for ip in v.load_balancer_vips:
         if has_endpoints:
-            nat.append(n.services, Rule(vip_match(f"{spn} loadbalancer IP", ip), lb_chain))
+            nat.append(n.services, R(vip_match(f"{spn} loadbalancer IP", ip), lb_chain))
         if uses_fw:
-            flt.append(n.proxy_firewall, Rule(vip_match(f"{spn} traffic not accepted by {fw_chain}", ip), "DROP"))
+            flt.append(n.proxy_firewall, R(vip_match(f"{spn} traffic not accepted by {fw_chain}", ip), "DROP"))
     if not has_external:
         for ip in v.load_balancer_vips:
-            flt.append(n.external_services, Rule(vip_match(ext_filter[1], ip), ext_filter[0]))
+            flt.append(n.external_services, R(vip_match(ext_filter[1], ip), ext_filter[0]))
 
     # Capture node ports (not subject to loadBalancerSourceRanges, as in kube-proxy).
     if v.node_port:
@@ -187,36 +194,37 @@ def _service_port(flt: Table, nat: Table, v: ServicePortView, opts: IptablesOpti
             if not opts.ipv6 and opts.localhost_node_ports and LOCALHOST_NODEPORT_COUNTER in opts.nfacct:
                 acct = (M_NFACCT, Opt("--nfacct-name", LOCALHOST_NODEPORT_COUNTER))
                 loopback = (m_p[0], m_p[1], Opt("-d", "127.0.0.0/8"), np) + acct
-                nat.append(n.nodeports, Rule(_comment(spn) + loopback, ext_chain))
-            nat.append(n.nodeports, Rule(_comment(spn) + (m_p[0], m_p[1], np), ext_chain))
+                nat.append(n.nodeports, R(_comment(spn) + loopback, ext_chain))
+            nat.append(n.nodeports, R(_comment(spn) + (m_p[0], m_p[1], np), ext_chain))
         if not has_external:
-            flt.append(n.external_services, Rule(_comment(ext_filter[1]) + (M_ADDRTYPE, DST_LOCAL, m_p[0], m_p[1], np),
+            flt.append(n.external_services, R(_comment(ext_filter[1]) + (M_ADDRTYPE, DST_LOCAL, m_p[0], m_p[1], np),
                                                  ext_filter[0]))
 
     # Health-check node port: accepted whether or not this node has local endpoints.
     if v.health_check_node_port:
         tcp = _proto("tcp")
-        flt.append(n.nodeports, Rule(_comment(f"{spn} health check node port") + (
+        flt.append(n.nodeports, R(_comment(f"{spn} health check node port") + (
             tcp[0], tcp[1], Opt("--dport", str(v.health_check_node_port))), "ACCEPT"))
 
     # Masquerade off-cluster traffic to the cluster IP (it may be routed to any node).
     if has_internal:
         base = vip_match(f"{spn} cluster IP", v.cluster_ip)
         if opts.masquerade_all:
-            nat.append(internal_chain, Rule(base, n.mark_masq))
+            nat.append(internal_chain, R(base, n.mark_masq))
         elif opts.detector.implemented:
-            nat.append(internal_chain, Rule(base + opts.detector.if_not_local, n.mark_masq))
+            nat.append(internal_chain, R(base + opts.detector.if_not_local, n.mark_masq))
 
     if uses_ext_chain:
         _external_chain(nat, v, opts, ext_chain, svc_chain, external_policy_chain, has_external)
     if uses_fw:
         _firewall_chain(nat, v, opts, fw_chain, ext_chain)
+    seps = {ep.addr: n.sep(port_proto_hash(spn, proto, ep.addr)) for ep in sets.all_reachable}
     if uses_cluster_chain:
-        _balance(nat, v, svc_chain, sets.cluster, opts, large)
+        _balance(nat, v, spn, svc_chain, sets.cluster, seps, large)
     if uses_local_chain:
-        _balance(nat, v, svl_chain, sets.local, opts, large)
+        _balance(nat, v, spn, svl_chain, sets.local, seps, large)
     for ep in sets.all_reachable:
-        _endpoint_chain(nat, v, ep, opts, large)
+        _endpoint_chain(nat, v, spn, ep, seps[ep.addr], opts, large)
 
 
 def _external_chain(nat: Table, v: ServicePortView, opts: IptablesOptions, ext_chain: str, svc_chain: str,
@@ -224,19 +232,19 @@ def _external_chain(nat: Table, v: ServicePortView, opts: IptablesOptions, ext_c
     spn, n = str(v.name), opts.names
     chain = nat.chain(ext_chain)
     if not v.external_policy_local:
-        chain.rules.append(Rule(_comment(f"masquerade traffic for {spn} external destinations"), n.mark_masq))
+        chain.rules.append(R(_comment(f"masquerade traffic for {spn} external destinations"), n.mark_masq))
     else:
         if opts.detector.implemented:
             # Pod traffic to an external destination skips traffic policy, as if it went out
             # to the load balancer and came back.
-            chain.rules.append(Rule(_comment(f"pod traffic for {spn} external destinations")
+            chain.rules.append(R(_comment(f"pod traffic for {spn} external destinations")
                                     + opts.detector.if_local, svc_chain))
-        chain.rules.append(Rule(_comment(f"masquerade LOCAL traffic for {spn} external destinations")
+        chain.rules.append(R(_comment(f"masquerade LOCAL traffic for {spn} external destinations")
                                 + (M_ADDRTYPE, SRC_LOCAL), n.mark_masq))
-        chain.rules.append(Rule(_comment(f"route LOCAL traffic for {spn} external destinations")
+        chain.rules.append(R(_comment(f"route LOCAL traffic for {spn} external destinations")
                                 + (M_ADDRTYPE, SRC_LOCAL), svc_chain))
     if has_external:
-        chain.rules.append(Rule((), policy_chain))
+        chain.rules.append(R((), policy_chain))
 
 
 def _firewall_chain(nat: Table, v: ServicePortView, opts: IptablesOptions, fw_chain: str, ext_chain: str) -> None:
@@ -246,45 +254,44 @@ def _firewall_chain(nat: Table, v: ServicePortView, opts: IptablesOptions, fw_ch
     allow_from_node = False
     node_ip = ipaddress.ip_address(opts.node_ip) if opts.node_ip else None
     for cidr in v.load_balancer_source_ranges:
-        chain.rules.append(Rule(comment + (Opt("-s", cidr),), ext_chain))
+        chain.rules.append(R(comment + (Opt("-s", cidr),), ext_chain))
         if node_ip is not None and node_ip in ipaddress.ip_network(cidr):
             allow_from_node = True
     if allow_from_node:
         # A node reaching a VIP that is routed locally arrives with the VIP as its source.
         for ip in v.load_balancer_vips:
-            chain.rules.append(Rule(comment + (Opt("-s", ip),), ext_chain))
-    chain.rules.append(Rule(_comment(f"other traffic to {spn} will be dropped by {opts.names.proxy_firewall}")))
+            chain.rules.append(R(comment + (Opt("-s", ip),), ext_chain))
+    chain.rules.append(R(_comment(f"other traffic to {spn} will be dropped by {opts.names.proxy_firewall}")))
 
 
-def _sep_name(v: ServicePortView, ep: EndpointInfo, opts: IptablesOptions) -> str:
-    return opts.names.sep(port_proto_hash(str(v.name), v.protocol, str(ep)))
-
-
-def _balance(nat: Table, v: ServicePortView, chain_name: str, endpoints: tuple[EndpointInfo, ...],
-             opts: IptablesOptions, large: bool) -> None:
-    spn = str(v.name)
+def _balance(nat: Table, v: ServicePortView, spn: str, chain_name: str, endpoints: tuple[EndpointInfo, ...],
+             seps: dict[str, str], large: bool) -> None:
     chain = nat.chain(chain_name)
-    seps = [(ep, _sep_name(v, ep, opts)) for ep in endpoints]
     if v.session_affinity:
         seconds = Opt("--seconds", str(v.affinity_timeout))
-        for ep, sep in seps:
-            head = () if large else _comment(f"{spn} -> {ep}")
-            chain.rules.append(Rule(head + (M_RECENT, Opt("--name", sep), RCHECK, seconds, REAP), sep))
-    count = len(seps)
-    for i, (ep, sep) in enumerate(seps):
-        head = () if large else _comment(f"{spn} -> {ep}")
+        for ep in endpoints:
+            sep = seps[ep.addr]
+            head = () if large else _comment(f"{spn} -> {ep.addr}")
+            chain.rules.append(R(head + (M_RECENT, Opt("--name", sep), RCHECK, seconds, REAP), sep))
+    count = len(endpoints)
+    for i, ep in enumerate(endpoints):
+        head = () if large else _comment(f"{spn} -> {ep.addr}")
         if i < count - 1:
-            head += (M_STATISTIC, MODE_RANDOM, Opt("--probability", probability(count - i)))
-        chain.rules.append(Rule(head, sep))
+            head += (M_STATISTIC, MODE_RANDOM, _probability_opt(count - i))
+        chain.rules.append(R(head, seps[ep.addr]))
 
 
-def _endpoint_chain(nat: Table, v: ServicePortView, ep: EndpointInfo, opts: IptablesOptions, large: bool) -> None:
-    spn = str(v.name)
-    sep = _sep_name(v, ep, opts)
+@lru_cache(maxsize=4096)
+def _probability_opt(n: int) -> Opt:
+    return Opt("--probability", probability(n))
+
+
+def _endpoint_chain(nat: Table, v: ServicePortView, spn: str, ep: EndpointInfo, sep: str, opts: IptablesOptions,
+                    large: bool) -> None:
     chain = nat.chain(sep)
     head = () if large else _comment(spn)
     # Hairpin: a pod reaching itself through its service must be masqueraded to get the reply.
-    chain.rules.append(Rule(head + (Opt("-s", ep.ip),), opts.names.mark_masq))
+    chain.rules.append(R(head + (Opt("-s", ep.ip),), opts.names.mark_masq))
     affinity = (M_RECENT, Opt("--name", sep), SET) if v.session_affinity else ()
     m_p = _proto(v.protocol)
-    chain.rules.append(Rule(head + affinity + (m_p[0], m_p[1]), "DNAT", (Opt("--to-destination", str(ep)),)))
+    chain.rules.append(R(head + affinity + (m_p[0], m_p[1]), "DNAT", (Opt("--to-destination", ep.addr),)))

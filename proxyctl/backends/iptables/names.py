@@ -6,16 +6,22 @@ name survives restarts and differs per port, protocol and endpoint.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass
 
 KUBELET_FIREWALL = "KUBE-FIREWALL"  # kubelet's chain; kube-proxy writes a duplicate of its rule
 
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_PAIRS = [a + b for a in _B32 for b in _B32]  # 10 bits → two base32 digits
+
 
 def port_proto_hash(spn: str, protocol: str, endpoint: str = "") -> str:
-    digest = hashlib.sha256((spn + protocol.lower() + endpoint).encode()).digest()
-    return base64.b32encode(digest).decode()[:16]
+    """The first 16 base32 digits (80 bits) of the sha256; base64.b32encode gives the same digits
+    but is pure Python and was a third of the compile time at 10k services."""
+    n = int.from_bytes(hashlib.sha256((spn + protocol.lower() + endpoint).encode()).digest()[:10], "big")
+    p = _PAIRS
+    return (p[n >> 70] + p[(n >> 60) & 1023] + p[(n >> 50) & 1023] + p[(n >> 40) & 1023]
+            + p[(n >> 30) & 1023] + p[(n >> 20) & 1023] + p[(n >> 10) & 1023] + p[n & 1023])
 
 
 @dataclass(frozen=True)

@@ -38,13 +38,26 @@ class Opt(NamedTuple):
     negated: bool = False
 
     def render(self) -> str:
-        head = f"! {self.flag}" if self.negated else self.flag
-        if self.value is None:
-            return head
-        value = self.value
-        if self.flag in QUOTED_FLAGS and (" " in value or value == "" or '"' in value):
-            value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        return f"{head} {value}"
+        text = _RENDERED.get(self)
+        if text is None:
+            text = _render_opt(self)
+            if len(_RENDERED) < 500_000:
+                _RENDERED[self] = text
+        return text
+
+
+def _render_opt(o: Opt) -> str:
+    head = f"! {o.flag}" if o.negated else o.flag
+    if o.value is None:
+        return head
+    value = o.value
+    if o.flag in QUOTED_FLAGS and (" " in value or value == "" or '"' in value):
+        value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{head} {value}"
+
+
+# Rendered text of options seen before: most options recur across thousands of rules.
+_RENDERED: dict[Opt, str] = {}
 
 
 class Rule(NamedTuple):
@@ -62,10 +75,13 @@ class Rule(NamedTuple):
 
     def render(self, chain: str) -> str:
         parts = [f"-A {chain}"] if self.counters is None else [f"[{self.counters[0]}:{self.counters[1]}] -A {chain}"]
-        parts.extend(o.render() for o in self.matches)
+        cache = _RENDERED
+        for o in self.matches:
+            parts.append(cache.get(o) or o.render())
         if self.target is not None:
             parts.append(("-g " if self.goto else "-j ") + self.target)
-            parts.extend(o.render() for o in self.target_opts)
+            for o in self.target_opts:
+                parts.append(cache.get(o) or o.render())
         return " ".join(parts)
 
     def get(self, flag: str) -> Opt | None:
