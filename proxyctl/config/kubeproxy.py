@@ -200,7 +200,7 @@ def _header_problems(raw: object, source: str):
     if api_version is None:
         yield Problem(f"missing; set it to {API_VERSION}", source=source, field="apiVersion")
     elif api_version != API_VERSION:
-        note = _OLD_API_VERSIONS.get(api_version, "")
+        note = _OLD_API_VERSIONS.get(api_version, "") if isinstance(api_version, str) else ""
         yield Problem(f"{describe(api_version)} is not {API_VERSION}" + (f" ({note})" if note else ""),
                       source=source, field="apiVersion")
     if kind is None:
