@@ -208,3 +208,17 @@ def test_any_mapping_gives_problems_not_a_crash(fields: dict, strict: bool) -> N
         assert problem.source == "-" and problem.message
     if not result.problems:
         assert validate(result.config) == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab: -[]{}\n\t'\"&*!%#?|>,.0\x00\u00e9")), max_size=40))
+def test_any_text_gives_problems_not_a_crash(text: str) -> None:
+    with patch("sys.stdin", io.StringIO(text)):
+        result = read_config("-")
+    assert result.problems, "no text of these characters is a KubeProxyConfiguration"
+    assert all("\n" not in str(p) for p in result.problems)
+
+
+def test_deep_nesting_is_a_problem(tmp_path: Path) -> None:
+    path = write(tmp_path, "[" * 5000 + "]" * 5000, header="")
+    assert errors(path) == [f"{path}: not a configuration: nested too deeply"]

@@ -76,7 +76,9 @@ def load_yaml(text: str) -> Any:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         raise ValueError(f"not valid YAML: {e.problem or e.context}{where}") from None
     except yaml.YAMLError as e:
-        raise ValueError(f"not valid YAML: {e}") from None
+        raise ValueError(f"not valid YAML: {' '.join(str(e).split())}") from None
+    except RecursionError:
+        raise ValueError("not a configuration: nested too deeply") from None
     if len(documents) > 1:
         raise ValueError(f"holds {len(documents)} YAML documents; a configuration file holds one")
     return documents[0] if documents else None
