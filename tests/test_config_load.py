@@ -196,7 +196,7 @@ _VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.
     st.sampled_from(_NAMES) | st.text(max_size=6), inner, max_size=4), max_leaves=12)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.sampled_from(_NAMES) | st.text(max_size=6), _VALUES, max_size=6), st.booleans())
 def test_any_mapping_gives_problems_not_a_crash(fields: dict, strict: bool) -> None:
     document = {"apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration", **fields}
@@ -220,5 +220,5 @@ def test_any_text_gives_problems_not_a_crash(text: str) -> None:
 
 
 def test_deep_nesting_is_a_problem(tmp_path: Path) -> None:
-    path = write(tmp_path, "[" * 5000 + "]" * 5000, header="")
+    path = write(tmp_path, "[" * 600 + "]" * 600, header="")
     assert errors(path) == [f"{path}: not a configuration: nested too deeply"]
