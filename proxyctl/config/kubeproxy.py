@@ -8,9 +8,8 @@ or not a v1alpha1 KubeProxyConfiguration, and anything validation rejects are al
 
 from __future__ import annotations
 
-import copy
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from proxyctl.config.codec import Decoded, decode, describe, encode
@@ -157,19 +156,18 @@ def read_config(path: str | None, *, strict: bool = False) -> ConfigLoad:
     """Like ``load_config``, but returns the warnings and problems instead of raising."""
     if path is None:
         return ConfigLoad(default_config(), [], [])
-    source = path
     try:
         text = sys.stdin.read() if path == "-" else _read_file(path)
         raw = load_yaml(text)
     except (OSError, ValueError) as e:
-        return ConfigLoad(None, [], [Problem(str(e), source=source)])
-    header = list(_header_problems(raw, source))
+        return ConfigLoad(None, [], [Problem(str(e), source=path)])
+    header = list(_header_problems(raw, path))
     if header:
         return ConfigLoad(None, [], header)
     decoded = decode(raw, KUBE_PROXY_CONFIGURATION)
-    warnings, problems = _field_issues(decoded, source, strict)
-    problems += [Problem(message, source=source, field=where) for where, message in decoded.type_errors]
-    config = _build(decoded, source)
+    warnings, problems = _field_issues(decoded, path, strict)
+    problems += [Problem(message, source=path, field=where) for where, message in decoded.type_errors]
+    config = _build(decoded, path)
     bad_fields = {p.field for p in problems}
     problems += [p for p in validate(config) if p.field not in bad_fields]
     return ConfigLoad(config, warnings, problems)
@@ -188,7 +186,7 @@ def _read_file(path: str) -> str:
         raise ValueError(f"not UTF-8 text: byte 0x{data[e.start]:02x} on line {line}") from None
 
 
-def _header_problems(raw: object, source: str):
+def _header_problems(raw: object, source: str) -> Iterator[Problem]:
     if raw is None:
         yield Problem(f"the file is empty; a KubeProxyConfiguration needs at least apiVersion: {API_VERSION} "
                       f"and kind: {KIND}", source=source)
@@ -217,16 +215,16 @@ def _field_issues(decoded: Decoded, source: str, strict: bool) -> tuple[list[str
             note = f" ({issue.note})" if issue.note else ""
             problems.append(Problem(f"{issue.what}{note}; strict decoding rejects it", source=source,
                                     field=issue.field))
-        else:
+        elif issue.what == "unknown field":
             note = f"; {issue.note}" if issue.note else ""
-            warnings.append(f"{source}: {issue.what} {issue.field} (ignored{note})"
-                            if issue.what == "unknown field" else
-                            f"{source}: {issue.what} {issue.field} ({issue.note})")
+            warnings.append(f"{source}: unknown field {issue.field} (ignored{note})")
+        else:
+            warnings.append(f"{source}: {issue.what} {issue.field} ({issue.note})")
     return warnings, problems
 
 
 def _build(decoded: Decoded, source: str) -> KubeProxyConfiguration:
-    values = copy.deepcopy(decoded.values)
+    values = decoded.values
     apply_defaults(values)
     values["apiVersion"], values["kind"] = API_VERSION, KIND
     return KubeProxyConfiguration(encode(values, KUBE_PROXY_CONFIGURATION), source)
