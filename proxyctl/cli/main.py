@@ -14,6 +14,7 @@ from proxyctl.errors import ProxyctlError
 COMMAND_MODULES = (
     "proxyctl.cli.compile_cmd",
     "proxyctl.cli.config_cmd",
+    "proxyctl.cli.trace_cmd",
 )
 
 

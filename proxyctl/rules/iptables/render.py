@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from proxyctl.rules.iptables.model import Ruleset, Table
+from proxyctl.rules.iptables.model import Rule, Ruleset, Table
 
 
 def table_lines(table: Table, *, counters: bool = False) -> Iterator[str]:
@@ -23,6 +23,11 @@ def table_lines(table: Table, *, counters: bool = False) -> Iterator[str]:
     for name in table.deleted:
         yield f"-X {name}"
     yield "COMMIT"
+
+
+def render_rule_text(rule: Rule, chain: str) -> str:
+    """One rule as an ``-A`` line, without counters."""
+    return rule.render(chain) if rule.counters is None else rule._replace(counters=None).render(chain)
 
 
 def render_restore(ruleset: Ruleset, *, counters: bool = False) -> str:
