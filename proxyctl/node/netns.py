@@ -33,13 +33,15 @@ def netns_path(name: str) -> str:
     return path
 
 
-def run_tool(argv: tuple[str, ...], *, netns: str | None, timeout: float) -> str:
-    """Run ``argv`` (through ``ip netns exec`` when ``netns`` is set) and return its stdout."""
+def run_tool(argv: tuple[str, ...], *, netns: str | None, timeout: float, input: str | None = None) -> str:
+    """Run ``argv`` (through ``ip netns exec`` when ``netns`` is set) and return its stdout.
+
+    ``input`` is written to the tool's stdin (an ``iptables-restore`` payload)."""
     if netns is not None:
         netns_path(netns)
         argv = ("ip", "netns", "exec", netns, *argv)
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, check=False)
     except FileNotFoundError as e:
         raise KernelError(f"{argv[0]}: command not found", argv=argv, netns=netns) from e
     except subprocess.TimeoutExpired as e:
