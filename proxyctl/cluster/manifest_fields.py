@@ -36,6 +36,12 @@ def show(value: Any) -> str:
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 
+def printable(value: str) -> str:
+    """``value`` itself when it is plain ASCII text without spaces or quotes, else quoted by show()."""
+    plain = value.isascii() and value.isprintable() and not any(c in value for c in " '\"\\`")
+    return value if plain and len(value) <= MAX_SHOWN else show(value)
+
+
 def type_name(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
@@ -226,9 +232,10 @@ def read_metadata(reader: ObjectReader, obj: dict, *, namespaced: bool,
     namespace = ""
     if namespaced:
         namespace = reader.string(meta, "namespace", "metadata.namespace") or "default"
-        reader.label = f"{reader.kind} {namespace}/{name}" if name else f"{reader.kind} in {namespace}"
+        where = f"{printable(namespace)}/{printable(name)}" if name else f"in {printable(namespace)}"
+        reader.label = f"{reader.kind} {where}"
     else:
-        reader.label = f"{reader.kind} {name}" if name else reader.kind
+        reader.label = f"{reader.kind} {printable(name)}" if name else reader.kind
     if not name:
         reader.fail("metadata.name", "is required")
     else:

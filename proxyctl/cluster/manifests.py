@@ -29,7 +29,7 @@ import yaml
 
 from proxyctl.cluster.endpointslice_manifest import read_endpoint_slice
 from proxyctl.cluster.legacy_endpoints import read_endpoints
-from proxyctl.cluster.manifest_fields import ObjectReader, join, show, type_name
+from proxyctl.cluster.manifest_fields import ObjectReader, join, printable, show, type_name
 from proxyctl.cluster.node_manifest import read_node
 from proxyctl.cluster.objects import ClusterState, EndpointSlice, Node, Service
 from proxyctl.cluster.service_manifest import read_service
@@ -38,8 +38,25 @@ from proxyctl.errors import ManifestError, Problem
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "-"
 MAX_LIST_DEPTH = 8
+MAX_YAML_DEPTH = 256  # Kubernetes objects nest about 10 deep; CRD schemas a few dozen
 
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """A safe loader that refuses duplicate keys (kubectl does) instead of keeping the last."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 # kind -> (API group, the versions we read)
 _KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -140,9 +157,10 @@ def _guess_label(obj: dict) -> str:
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     name = meta.get("name") if isinstance(meta.get("name"), str) else ""
     namespace = meta.get("namespace") if isinstance(meta.get("namespace"), str) else ""
+    kind = printable(kind)
     if not name:
         return kind if kind != "object" else ""
-    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+    return f"{kind} {printable(namespace)}/{printable(name)}" if namespace else f"{kind} {printable(name)}"
 
 
 def _expand(document: dict, source: str, index: int, prefix: str, depth: int) -> Iterator[tuple[dict, str]]:
@@ -283,15 +301,18 @@ def _documents(source: str, text: str) -> list[Any]:
     looks_json = source.lower().endswith(".json") or stripped.startswith(("{", "["))
     if looks_json:
         try:
-            return [json.loads(text)]
+            return [json.loads(text, object_pairs_hook=_json_object)]
         except json.JSONDecodeError as e:
             if source.lower().endswith(".json"):
                 raise ManifestError(f"{source}: line {e.lineno}, column {e.colno}: not valid JSON: {e.msg}") \
                     from None
         except RecursionError:
             raise ManifestError(f"{source}: JSON nested too deeply") from None
+        except ValueError as e:  # a duplicate key, a number too long to convert
+            raise ManifestError(f"{source}: not valid JSON: {e}") from None
     try:
-        return list(yaml.load_all(text, Loader=_SafeLoader))
+        _check_depth(source, text)
+        return list(yaml.load_all(text, Loader=_StrictLoader))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -299,5 +320,32 @@ def _documents(source: str, text: str) -> list[Any]:
         raise ManifestError(f"{source}: {where}not valid YAML: {what}") from None
     except RecursionError:
         raise ManifestError(f"{source}: YAML nested too deeply") from None
+    except ManifestError:
+        raise
     except Exception as e:  # noqa: BLE001 - PyYAML constructors raise ValueError, TypeError, ...
-        raise ManifestError(f"{source}: not valid YAML: {e}") from None
+        raise ManifestError(f"{source}: not valid YAML: {' '.join(str(e).split())}") from None
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"duplicate key {key!r}")
+        obj[key] = value
+    return obj
+
+
+def _check_depth(source: str, text: str) -> None:
+    """Refuse YAML nested deeper than MAX_YAML_DEPTH: libyaml's composer recurses on the C stack.
+
+    libyaml's parser is not recursive, so its event stream is a safe way to measure nesting.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=_StrictLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise ManifestError(f"{source}: line {event.start_mark.line + 1}: YAML nested more than "
+                                    f"{MAX_YAML_DEPTH} levels deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1

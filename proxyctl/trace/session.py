@@ -40,7 +40,8 @@ class TraceSession:
                 raise InputError(f"the ruleset has no {family} tables (it has: {have}); "
                                  f"trace a {'IPv4' if family == 'IPv6' else 'IPv6'} destination or give that dump")
             ctx = Context(self.facts, recent_hits=self.recent_hits)
-            t = self._tracers[family] = Tracer(parsed.ruleset, ctx, parsed.lines)
+            t = self._tracers[family] = Tracer(parsed.ruleset, ctx, parsed.lines,
+                                               source_line=parsed.source_line if parsed.text else None)
         return t
 
     def trace(self, packet: Packet) -> TraceResult:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from proxyctl.rules.iptables.model import Chain, Rule, Ruleset
@@ -91,6 +92,7 @@ class Tracer:
     ctx: Context
     lines: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (table, chain) → dump line per rule
     mark_masq_suffix: str = "MARK-MASQ"
+    source_line: Callable[[int], str | None] | None = None  # a dump's own text of a line, when traced from one
     _indexes: dict[tuple[str, str], _ChainIndex | None] = field(default_factory=dict)
 
     # -- public ---------------------------------------------------------------------------------
@@ -266,19 +268,22 @@ class Tracer:
                                                 b.path)))
 
     def _step(self, table: str, chain: str, idx: int, rule: Rule, note: str) -> Step:
+        line, text = self._located(table, chain, idx, rule)
+        return Step(table, chain, idx + 1, text, line, note)
+
+    def _located(self, table: str, chain: str, idx: int, rule: Rule) -> tuple[int | None, str]:
         lines = self.lines.get((table, chain))
         line = lines[idx] if lines and idx < len(lines) else None
-        return Step(table, chain, idx + 1, render_rule_text(rule, chain), line, note)
+        text = self.source_line(line) if (line is not None and self.source_line is not None) else None
+        return line, text or render_rule_text(rule, chain)
 
     def _unknown(self, table: str, chain: str, idx: int, rule: Rule, reason: str) -> None:
         key = (table, chain, idx)
         if key in self._seen:
             return
         self._seen.add(key)
-        lines = self.lines.get((table, chain))
-        line = lines[idx] if lines and idx < len(lines) else None
-        self._result.unevaluated.append(Unevaluated(table, chain, idx + 1, render_rule_text(rule, chain), reason,
-                                                    line))
+        line, text = self._located(table, chain, idx, rule)
+        self._result.unevaluated.append(Unevaluated(table, chain, idx + 1, text, reason, line))
 
     def _egress(self, dst: str) -> str | None:
         """The interface a packet to ``dst`` leaves by, when the node's addresses tell."""
