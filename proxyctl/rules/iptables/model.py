@@ -51,7 +51,7 @@ def _render_opt(o: Opt) -> str:
     if o.value is None:
         return head
     value = o.value
-    if o.flag in QUOTED_FLAGS and (" " in value or value == "" or '"' in value):
+    if o.flag in QUOTED_FLAGS and (not value or value[0] in "-!" or any(c.isspace() or c == '"' for c in value)):
         value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return f"{head} {value}"
 
