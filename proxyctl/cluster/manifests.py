@@ -195,14 +195,15 @@ class _Collector:
     """Valid objects by identity (a later definition replaces an earlier one), and problems."""
 
     def __init__(self) -> None:
-        self.objects: dict[tuple[str, ...], tuple[Any, str]] = {}  # identity -> (object, where)
+        # identity -> (object, (source, document, field prefix) where it was defined)
+        self.objects: dict[tuple[str, ...], tuple[Any, tuple[str, int, str]]] = {}
         self.mirrored: set[tuple[str, ...]] = set()
         self.problems: list[Problem] = []
 
     def add(self, obj: dict, source: str, index: int, prefix: str) -> None:
         parsed, problems = _parse(obj, source, index, prefix)
         self.problems.extend(problems)
-        where = f"{source}[doc {index}]" + (f" {prefix}" if prefix else "")
+        where = (source, index, prefix)
         if isinstance(parsed, list):
             for es in parsed:
                 self._put(("EndpointSlice", es.namespace, es.name), es, where)
@@ -210,12 +211,15 @@ class _Collector:
         elif parsed is not None:
             self._put(_identity(parsed), parsed, where)
 
-    def _put(self, identity: tuple[str, ...], obj: Any, where: str) -> None:
+    def _put(self, identity: tuple[str, ...], obj: Any, where: tuple[str, int, str]) -> None:
         previous = self.objects.pop(identity, None)
         if previous is not None:
-            old, old_where = previous
-            self.problems.append(Problem(f"replaced by a later definition at {where}",
-                                         source=old_where, obj=f"{identity[0]} {_key(old)}"))
+            old, (old_source, old_index, old_prefix) = previous
+            source, index, prefix = where
+            later = f"{source}[doc {index}]" + (f" {prefix}" if prefix else "")
+            self.problems.append(Problem(f"replaced by a later definition at {later}", source=old_source,
+                                         document=old_index, obj=f"{identity[0]} {_key(old)}",
+                                         field=old_prefix))
             self.mirrored.discard(identity)
         self.objects[identity] = (obj, where)
 
