@@ -15,6 +15,8 @@ COMMAND_MODULES = (
     "proxyctl.cli.compile_cmd",
     "proxyctl.cli.config_cmd",
     "proxyctl.cli.trace_cmd",
+    "proxyctl.cli.apply_cmd",
+    "proxyctl.cli.cleanup_cmd",
 )
 
 
