@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from proxyctl.errors import RulesParseError
-from proxyctl.rules.iptables.canonical import MODULE_OPTIONS
+from proxyctl.rules.iptables.canonical import MODULE_OPTIONS, canonical_rule
 from proxyctl.rules.iptables.model import BUILTIN_CHAINS, Chain, Opt, Rule, Ruleset
 
 KNOWN_TARGETS = frozenset({
@@ -54,24 +54,34 @@ class ParsedRules:
         return _COUNTERS_PREFIX.sub("", line)
 
 
-def _tokens(text: str) -> list[tuple[str, bool]]:
-    """Split a line into (token, was_quoted)."""
+class Quoted(str):
+    """A word that was written in double quotes: always a value, even if it starts with '-'."""
+
+    __slots__ = ()
+
+
+def _tokens(text: str) -> list[str]:
+    """Split a line into words; quoted ones come back as Quoted."""
     if '"' not in text:
-        return [(t, False) for t in text.split()]
-    out = []
+        return text.split()
+    toks: list[str] = []
+    if "\\" not in text and text.count('"') % 2 == 0:
+        for i, part in enumerate(text.split('"')):
+            if i % 2:
+                toks.append(Quoted(part))
+            else:
+                toks.extend(part.split())
+        return toks
     for m in _TOKEN.finditer(text):
         if m.group(1) is not None:
-            out.append((_UNESCAPE.sub(r"\1", m.group(1)), True))
+            toks.append(Quoted(_UNESCAPE.sub(r"\1", m.group(1))))
         else:
-            out.append((m.group(2), False))
-    return out
-
-
-def _is_flag(tok: str, quoted: bool) -> bool:
-    return not quoted and len(tok) > 1 and tok[0] == "-" and not tok[1].isdigit()
+            toks.append(m.group(2))
+    return toks
 
 
 _OPT_CACHE: dict[tuple[str, str | None, bool], Opt] = {}
+_new_tuple = tuple.__new__
 
 
 def _opt(flag: str, value: str | None, negated: bool) -> Opt:
@@ -80,56 +90,74 @@ def _opt(flag: str, value: str | None, negated: bool) -> Opt:
     if o is None:
         if len(_OPT_CACHE) > 200_000:
             _OPT_CACHE.clear()
-        o = _OPT_CACHE[key] = Opt(flag, value, negated)
+        o = _OPT_CACHE[key] = _new_tuple(Opt, key)
     return o
 
 
-def parse_rulespec(tokens: list[tuple[str, bool]], *, where: str = "", lineno: int = 0, text: str = "") -> Rule:
-    """Options after ``-A CHAIN`` → Rule."""
+JUMPS = {"-j": False, "--jump": False, "-g": True, "--goto": True}
+
+
+def parse_rulespec(toks: list[str], start: int = 0, *, where: str = "", lineno: int = 0, text: str = "",
+                   notes: list[str] | None = None) -> Rule:
+    """Options from ``toks[start:]`` (what follows ``-A CHAIN``) → Rule.
+
+    ``notes`` collects what the caller should know: unknown match modules, IPv6 addresses.
+    """
     matches: list[Opt] = []
     target: str | None = None
     goto = False
     topts: list[Opt] = []
     counters = None
     dest = matches
-    i, n = 0, len(tokens)
+    i, n = start, len(toks)
     negate = False
     while i < n:
-        tok, quoted = tokens[i]
-        if tok == "!" and not quoted:
+        tok = toks[i]
+        if tok == "!" and type(tok) is not Quoted:
             negate = True
             i += 1
             continue
-        if not _is_flag(tok, quoted):
+        if not (len(tok) > 1 and tok[0] == "-" and not tok[1].isdigit() and type(tok) is not Quoted):
             raise RulesParseError(f"unexpected word {tok!r} (expected an option such as -p or -m)",
                                   source=where, line=lineno, text=text)
         i += 1
-        if tok in ("-j", "--jump", "-g", "--goto") and target is None:
+        if tok in JUMPS and target is None:
             if i >= n:
                 raise RulesParseError(f"{tok} needs a target", source=where, line=lineno, text=text)
-            target, goto = tokens[i][0], tok in ("-g", "--goto")
+            target, goto = str(toks[i]), JUMPS[tok]
             i += 1
             dest = topts
             negate = False
             continue
-        if tok in ("-c", "--set-counters") and i + 1 < n:
-            counters = (int(tokens[i][0]), int(tokens[i + 1][0]))
+        if (tok == "-c" or tok == "--set-counters") and i + 1 < n:
+            try:
+                counters = (int(toks[i]), int(toks[i + 1]))
+            except ValueError:
+                raise RulesParseError(f"{tok} wants two numbers", source=where, line=lineno, text=text) from None
             i += 2
             continue
-        start = i
-        while i < n and not (tokens[i][0] == "!" and not tokens[i][1]) and not _is_flag(*tokens[i]):
+        first = i
+        while i < n:
+            w = toks[i]
+            if (w == "!" or (len(w) > 1 and w[0] == "-" and not w[1].isdigit())) and type(w) is not Quoted:
+                break
             i += 1
-        if i == start:
-            value = None
-        elif i == start + 1:
-            value = tokens[start][0]
+        if i == first:
+            value: str | None = None
+        elif i == first + 1:
+            value = str(toks[first])
         else:
-            value = " ".join(t for t, _ in tokens[start:i])
+            value = " ".join(toks[first:i])
+        if notes is not None:
+            if tok == "-m" and value not in MODULE_OPTIONS:
+                notes.append(f"match module {value!r} is kept as written but not understood")
+            elif (tok == "-s" or tok == "-d") and value and ":" in value:
+                notes.append("v6")
         dest.append(_opt(tok, value, negate))
         negate = False
     if negate:
         raise RulesParseError("'!' at the end of the rule negates nothing", source=where, line=lineno, text=text)
-    return Rule(tuple(matches), target, tuple(topts), goto, counters)
+    return _new_tuple(Rule, (tuple(matches), target, tuple(topts), goto, counters))
 
 
 def parse_rules(text: str, *, source: str = "", family: str | None = None) -> ParsedRules:
@@ -198,42 +226,51 @@ def parse_rules(text: str, *, source: str = "", family: str | None = None) -> Pa
 
 
 def _command(parsed: ParsedRules, table, line: str, lineno: int, source: str, raw: str) -> bool:
-    tokens = _tokens(line)
+    toks = _tokens(line)
     counters = None
-    m = _COUNTERS.match(tokens[0][0])
+    at = 0
+    m = _COUNTERS.match(toks[0]) if toks[0][0] == "[" else None
     if m:
         counters = (int(m.group(1)), int(m.group(2)))
-        tokens = tokens[1:]
-    if len(tokens) < 2:
+        at = 1
+    if len(toks) - at < 2:
         raise RulesParseError("a command needs a chain", source=source, line=lineno, text=raw)
-    cmd, chain_name = tokens[0][0], tokens[1][0]
+    cmd, chain_name = toks[at], toks[at + 1]
+    at += 2
     key = (table.name, chain_name)
     if cmd in ("-A", "--append", "-I", "--insert", "-D", "--delete"):
-        rest = tokens[2:]
         pos = None
-        if cmd in ("-I", "--insert", "-D", "--delete") and rest and rest[0][0].isdigit():
-            pos = int(rest[0][0]) - 1
-            rest = rest[1:]
-        if chain_name not in table.chains:
+        if cmd not in ("-A", "--append") and at < len(toks) and toks[at].isdigit():
+            pos = int(toks[at]) - 1
+            at += 1
+        chain: Chain | None = table.chains.get(chain_name)
+        if chain is None:
             raise RulesParseError(f"chain {chain_name} is used before it is declared (no ':{chain_name}' line)",
                                   source=source, line=lineno, text=raw)
-        chain: Chain = table.chains[chain_name]
-        lines = parsed.lines.setdefault(key, [])
+        lines = parsed.lines.get(key)
+        if lines is None:
+            lines = parsed.lines[key] = []
         if cmd in ("-D", "--delete"):
-            _delete(chain, lines, rest, pos, source, lineno, raw)
+            _delete(chain, lines, toks, at, pos, source, lineno, raw)
             return False
-        rule = parse_rulespec(rest, where=source, lineno=lineno, text=raw)
+        notes: list[str] = []
+        rule = parse_rulespec(toks, at, where=source, lineno=lineno, text=raw, notes=notes)
         if counters is not None:
             rule = rule._replace(counters=counters)
-        _flag_unknown(parsed, rule, lineno)
+        v6 = False
+        for note in notes:
+            if note == "v6":
+                v6 = True
+            else:
+                parsed.unknown.append((lineno, note))
         if cmd in ("-A", "--append"):
             chain.rules.append(rule)
             lines.append(lineno)
         else:
-            at = pos or 0
-            chain.rules.insert(at, rule)
-            lines.insert(at, lineno)
-        return ":" in line and _has_v6_address(rule)
+            pos = pos or 0
+            chain.rules.insert(pos, rule)
+            lines.insert(pos, lineno)
+        return v6
     if cmd in ("-N", "--new-chain"):
         table.chain(chain_name)
         parsed.lines.setdefault(key, [])
@@ -251,35 +288,20 @@ def _command(parsed: ParsedRules, table, line: str, lineno: int, source: str, ra
                           source=source, line=lineno, text=raw)
 
 
-def _delete(chain: Chain, lines: list[int], rest, pos, source, lineno, raw) -> None:
+def _delete(chain: Chain, lines: list[int], toks, at, pos, source, lineno, raw) -> None:
     if pos is not None:
         if not 0 <= pos < len(chain.rules):
             raise RulesParseError(f"chain {chain.name} has no rule {pos + 1}", source=source, line=lineno, text=raw)
         del chain.rules[pos]
         del lines[pos]
         return
-    from proxyctl.rules.iptables.canonical import canonical_rule
-
-    want = canonical_rule(parse_rulespec(rest, where=source, lineno=lineno, text=raw))
+    want = canonical_rule(parse_rulespec(toks, at, where=source, lineno=lineno, text=raw))
     for i, r in enumerate(chain.rules):
         if canonical_rule(r) == want:
             del chain.rules[i]
             del lines[i]
             return
     raise RulesParseError(f"no such rule in chain {chain.name} to delete", source=source, line=lineno, text=raw)
-
-
-def _has_v6_address(rule: Rule) -> bool:
-    for o in rule.matches:
-        if o.flag in ("-s", "-d") and o.value and ":" in o.value:
-            return True
-    return False
-
-
-def _flag_unknown(parsed: ParsedRules, rule: Rule, lineno: int) -> None:
-    for o in rule.matches:
-        if o.flag in ("-m", "--match") and o.value not in MODULE_OPTIONS:
-            parsed.unknown.append((lineno, f"match module {o.value!r} is kept as written but not understood"))
 
 
 def _flag_unknown_targets(parsed: ParsedRules) -> None:
