@@ -40,7 +40,8 @@ def failing_line(stderr: str) -> int | None:
 class TableSpan:
     name: str
     first: int  # the ``*table`` line (1-based)
-    last: int  # its ``COMMIT`` line, or the payload's last line when it has none
+    last: int  # its ``COMMIT`` line; without one, the line after the payload's last (where
+    # iptables-restore reports "COMMIT expected")
 
 
 def table_spans(payload: str) -> list[TableSpan]:
@@ -58,7 +59,7 @@ def table_spans(payload: str) -> list[TableSpan]:
             spans.append(TableSpan(current[0], current[1], number))
             current = None
     if current is not None:
-        spans.append(TableSpan(current[0], current[1], len(lines)))
+        spans.append(TableSpan(current[0], current[1], len(lines) + 1))
     return spans
 
 

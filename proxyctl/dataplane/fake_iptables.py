@@ -146,7 +146,8 @@ class FakeIptables:
 def _sections(payload: str) -> list[_Section]:
     sections: list[_Section] = []
     current: _Section | None = None
-    for number, raw in enumerate(payload.splitlines(), 1):
+    lines = payload.splitlines()
+    for number, raw in enumerate(lines, 1):
         text = raw.strip()
         if not text or text.startswith("#"):
             continue
@@ -155,7 +156,7 @@ def _sections(payload: str) -> list[_Section]:
                 raise _Rejected(number, "COMMIT expected before a new table")
             name = text[1:].strip()
             if name not in BUILTIN_CHAINS:
-                raise _Rejected(number, f"table '{name}' does not exist")
+                raise _Rejected(number, f"table name '{name}' invalid")
             current = _Section(name, number)
             sections.append(current)
             continue
@@ -166,8 +167,7 @@ def _sections(payload: str) -> list[_Section]:
             current.committed = True
             current = None
     if current is not None:
-        last = current.body[-1][0] if current.body else current.header
-        raise _Rejected(last, "COMMIT expected at the end of the table")
+        raise _Rejected(len(lines) + 1, f"COMMIT expected at line {len(lines) + 1}")
     return sections
 
 
@@ -199,7 +199,7 @@ def _walk(base: Table, section: _Section) -> tuple[_Rejected | None, dict[str, i
             if chain not in exists:
                 return _Rejected(number, "No chain/target/match by that name."), deleted_at
             if chain in builtins:
-                return _Rejected(number, f"CHAIN_DEL failed (Operation not permitted): chain {chain}"), deleted_at
+                return _Rejected(number, f"CHAIN_DEL failed (Device or resource busy): chain {chain}"), deleted_at
             if rules.get(chain, 0):
                 return _Rejected(number, f"CHAIN_DEL failed (Device or resource busy): chain {chain}"), deleted_at
             exists.discard(chain)
