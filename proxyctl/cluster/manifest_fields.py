@@ -9,7 +9,7 @@ server does. ``null`` means "unset", as it does for the API server.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from proxyctl.cluster import names
@@ -118,7 +118,7 @@ class ObjectReader:
     def boolean(self, parent: dict, key: str, path: str) -> bool | None:
         return self._get(parent, key, path, bool, "true or false")
 
-    def items(self, parent: dict, key: str, path: str, want: str = "mapping"):
+    def items(self, parent: dict, key: str, path: str, want: str = "mapping") -> Iterator[tuple[int, Any, str]]:
         """(index, element, element path) for a list field, skipping (and reporting) bad elements."""
         for i, element in enumerate(self.sequence(parent, key, path)):
             epath = join(path, i)
@@ -136,6 +136,8 @@ class ObjectReader:
             kpath = f"{path}[{show(k)}]"
             if not isinstance(k, str):
                 self.fail(kpath, f"keys must be strings, not {type_name(k)}")
+            elif v is None:
+                out[k] = ""  # null is the empty string, as the API server decodes it
             elif not isinstance(v, str):
                 self.fail(kpath, f"must be a string, not {type_name(v)} ({show(v)}) (quote it in YAML)")
             else:

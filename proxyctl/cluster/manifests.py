@@ -40,6 +40,13 @@ STDIN = "-"
 MAX_LIST_DEPTH = 8
 MAX_YAML_DEPTH = 256  # Kubernetes objects nest about 10 deep; CRD schemas a few dozen
 
+# kind -> (API group, the versions we read)
+_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "Service": ("", ("v1",)),
+    "Endpoints": ("", ("v1",)),
+    "Node": ("", ("v1",)),
+    "EndpointSlice": ("discovery.k8s.io", ("v1", "v1beta1")),
+}
 
 
 class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -58,13 +65,6 @@ class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ign
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
-# kind -> (API group, the versions we read)
-_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "Service": ("", ("v1",)),
-    "Endpoints": ("", ("v1",)),
-    "Node": ("", ("v1",)),
-    "EndpointSlice": ("discovery.k8s.io", ("v1", "v1beta1")),
-}
 
 Parsed = Service | EndpointSlice | Node | list[EndpointSlice] | None
 
@@ -91,7 +91,7 @@ def load_manifests(paths: Sequence[str], *, strict: bool = False, stdin: TextIO 
     result = collector.result()
     if strict and result.problems:
         count = len(result.problems)
-        raise ManifestError(f"{count} invalid object field{'s' if count != 1 else ''} in the input",
+        raise ManifestError(f"strict mode: {count} problem{'s' if count != 1 else ''} in the input",
                             result.problems)
     return result
 
