@@ -15,7 +15,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def _sloppy_v4(text: str) -> str:
     parts = text.split(".")
-    if len(parts) == 4 and all(p.isdigit() and 0 < len(p) <= 3 for p in parts):
+    if len(parts) == 4 and all(p.isascii() and p.isdigit() and 0 < len(p) <= 3 for p in parts):
         return ".".join(str(int(p)) for p in parts)
     return text
 

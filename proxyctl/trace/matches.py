@@ -9,6 +9,7 @@ and the rule is taken as not matching; otherwise the probabilities multiply.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -55,11 +56,24 @@ class Context:
     ipsets: dict[str, set[str]] = field(default_factory=dict)
     recent_hits: frozenset[str] = frozenset()  # `recent` lists that already hold this client
     _local_cache: dict[str, bool] = field(default_factory=dict)
+    _networks: list | None = None
+    compiled: dict[int, tuple] = field(default_factory=dict)  # id(rule) → its checks
+    keep: list = field(default_factory=list)
+
+    def networks(self) -> list:
+        """The node's (interface, address-with-prefix) pairs, parsed once."""
+        if self._networks is None:
+            self._networks = self.facts.interface_networks()
+        return self._networks
 
     def is_local(self, ip: str) -> bool:
+        """NodeFacts.is_local, over addresses parsed once."""
         v = self._local_cache.get(ip)
         if v is None:
-            v = self._local_cache[ip] = self.facts.is_local(ip)
+            addr = _address(ip)
+            v = any(itf.ip.version == addr.version and (addr in itf.network if iface == "lo" else addr == itf.ip)
+                    for iface, itf in self.networks())
+            self._local_cache[ip] = v
         return v
 
 
@@ -167,46 +181,117 @@ def evaluate(rule: Rule, st: PacketState, ctx: Context) -> float:
 
     Raises Unknown when it depends on what the trace cannot know and nothing else rules it out.
     """
-    if recent_check(rule, ctx) == NO_MATCH:
-        return NO_MATCH
+    checks = ctx.compiled.get(id(rule))
+    if checks is None:
+        checks = ctx.compiled[id(rule)] = compile_rule(rule)
+        ctx.keep.append(rule)  # ids stay valid only while the rule lives
     prob = 1.0
     unknown: str | None = None
+    for check in checks:
+        try:
+            p = check(st, ctx)
+        except Unknown as e:
+            unknown = unknown or str(e)
+            continue
+        if p == NO_MATCH:
+            return NO_MATCH
+        prob *= p
+    if unknown is not None:
+        raise Unknown(unknown)
+    return prob
+
+
+Check = Callable[[PacketState, "Context"], float]
+
+
+def compile_rule(rule: Rule) -> tuple[Check, ...]:
+    """A rule's match options as checks, each giving a probability; comments and counters drop out.
+
+    The common options get a check of their own; the rest go through ``_module_option``.
+    """
+    checks: list[Check] = []
+    rc = _recent_check_of(rule)
+    if rc is not None:
+        checks.append(rc)
     module = ""
-    proto = None
+    proto: str | None = None
     for o in rule.matches:
         flag = o.flag
         if flag == "-m" or flag == "--match":
             module = o.value or ""
             continue
+        if module in ("comment", "nfacct") and flag in ("--comment", "--nfacct-name"):
+            continue
         flag = CORE_ALIASES.get(flag, flag)
         value = o.value or ""
-        try:
-            if flag == "-p":
-                proto = PROTO_NUMBERS.get(value, value.lower())
-                ok = proto == "all" or proto == st.protocol or (proto == "icmp6" and st.protocol == "icmpv6")
-            elif flag == "-s":
-                ok = _in(st.src, value)
-            elif flag == "-d":
-                ok = _in(st.dst, value)
-            elif flag == "-i":
-                ok = False if st.hook in ("OUTPUT", "POSTROUTING") else _iface_match(st.in_interface, value)
-            elif flag == "-o":
-                ok = False if st.hook in ("PREROUTING", "INPUT") else _iface_match(st.out_interface, value)
-            elif flag == "-f":
-                ok = False  # a first packet is never a non-first fragment
-            else:  # a module's option: a probability with its negation applied
-                prob *= _module_option(module, proto, OPTION_ALIASES.get(flag, flag), value, o.negated, st, ctx)
-                if prob == NO_MATCH:
-                    return NO_MATCH
-                continue
-        except Unknown as e:
-            unknown = unknown or f"{module or 'core'} {flag}: {e}"
-            continue
-        if ok == o.negated:
+        neg = o.negated
+        if flag == "-p":
+            proto = PROTO_NUMBERS.get(value, value.lower())
+            checks.append(_proto_check(proto, neg))
+        elif flag in ("-s", "-d"):
+            checks.append(_addr_check(flag == "-s", value, neg))
+        elif flag in ("-i", "-o"):
+            checks.append(_iface_check(flag == "-i", value, neg))
+        elif flag == "-f":
+            checks.append(lambda st, ctx, neg=neg: _bool(False, neg))
+        else:
+            flag = OPTION_ALIASES.get(flag, flag)
+            if module in ("", "tcp", "udp", "sctp") and flag in ("--dport", "--sport"):
+                checks.append(_port_check(module, flag == "--dport", value, neg))
+            else:
+                checks.append(lambda st, ctx, m=module, pr=proto, f=flag, v=value, n=neg:
+                              _module_option(m, pr, f, v, n, st, ctx))
+    return tuple(checks)
+
+
+def _proto_check(proto: str, neg: bool) -> Check:
+    def check(st: PacketState, ctx: Context) -> float:
+        ok = proto == "all" or proto == st.protocol or (proto == "icmp6" and st.protocol == "icmpv6")
+        return MATCH if ok != neg else NO_MATCH
+    return check
+
+
+def _addr_check(source: bool, spec: str, neg: bool) -> Check:
+    try:
+        net = _network(spec) if "/" in spec else _network(str(_address(spec)))
+    except ValueError:
+        def unresolved(st: PacketState, ctx: Context) -> float:
+            raise Unknown(f"address {spec!r} is a name iptables would resolve")
+        return unresolved
+
+    def check(st: PacketState, ctx: Context) -> float:
+        addr = _address(st.src if source else st.dst)
+        ok = addr.version == net.version and addr in net
+        return MATCH if ok != neg else NO_MATCH
+    return check
+
+
+def _iface_check(inbound: bool, spec: str, neg: bool) -> Check:
+    never = ("OUTPUT", "POSTROUTING") if inbound else ("PREROUTING", "INPUT")
+
+    def check(st: PacketState, ctx: Context) -> float:
+        if st.hook in never:  # no such interface at this hook: the match cannot hold
+            return MATCH if neg else NO_MATCH
+        return _bool(_iface_match(st.in_interface if inbound else st.out_interface, spec), neg)
+    return check
+
+
+def _port_check(module: str, destination: bool, spec: str, neg: bool) -> Check:
+    ranges = []
+    for part in spec.split(","):
+        lo, sep, hi = part.partition(":")
+        lo_n = int(lo) if lo else 0
+        ranges.append((lo_n, (int(hi) if hi else 65535) if sep else lo_n))
+
+    def check(st: PacketState, ctx: Context) -> float:
+        if module and module != st.protocol:
             return NO_MATCH
-    if unknown is not None:
-        raise Unknown(unknown)
-    return prob
+        port = st.dport if destination else st.sport
+        if port is None:
+            raise Unknown("the packet has no port")
+        ok = any(lo <= port <= hi for lo, hi in ranges)
+        return MATCH if ok != neg else NO_MATCH
+    return check
 
 
 def _module_option(module: str, proto: str | None, flag: str, value: str, negated: bool, st: PacketState,
@@ -272,6 +357,13 @@ def _module_option(module: str, proto: str | None, flag: str, value: str, negate
 
 def _bool(ok: bool, negated: bool) -> float:
     return MATCH if ok != negated else NO_MATCH
+
+
+def _recent_check_of(rule: Rule) -> Check | None:
+    """The list lookup of ``-m recent --rcheck/--update/--remove``, as one check."""
+    if not any(o.flag in ("--rcheck", "--update", "--remove") for o in rule.matches):
+        return None
+    return lambda st, ctx: recent_check(rule, ctx) or NO_MATCH
 
 
 def recent_check(rule: Rule, ctx: Context) -> float | None:

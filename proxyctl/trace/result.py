@@ -3,7 +3,9 @@ not be evaluated. ``to_json`` is the ``-o json`` shape."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from proxyctl.trace.packet import Packet
@@ -27,7 +29,15 @@ class Outcome:
     destination: tuple[str, int | None] | None  # the DNAT target; None when no DNAT happened
     masquerade: bool
     snat: str | None
-    path: tuple[Step, ...]
+    raw_path: tuple = field(default=(), repr=False, compare=False)
+    resolve: Callable[[tuple], Step] | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def path(self) -> tuple[Step, ...]:
+        """The rules that moved the packet, built only when someone looks (``--all`` never does)."""
+        if self.resolve is None:
+            return tuple(self.raw_path)
+        return tuple(self.resolve(x) for x in self.raw_path)
 
     def destination_text(self) -> str | None:
         if self.destination is None:

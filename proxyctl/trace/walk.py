@@ -21,6 +21,7 @@ import ipaddress
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from proxyctl.rules.iptables.model import Chain, Rule, Ruleset
 from proxyctl.rules.iptables.render import render_rule_text
@@ -34,7 +35,7 @@ FORWARD = (("mangle", "FORWARD"), ("filter", "FORWARD"))
 POSTROUTING = (("mangle", "POSTROUTING"), ("nat", "POSTROUTING"))
 LOCAL_OUT = (("raw", "OUTPUT"), ("mangle", "OUTPUT"), ("nat", "OUTPUT"), ("filter", "OUTPUT"))
 NO_OP_TARGETS = frozenset({"LOG", "NFLOG", "TRACE", "NOTRACK", "CT", "AUDIT", "ULOG", "NFQUEUE-BYPASS"})
-INDEX_THRESHOLD = 32
+INDEX_THRESHOLD = 8
 
 
 @dataclass
@@ -43,7 +44,7 @@ class Branch:
 
     prob: float
     st: PacketState
-    path: tuple[Step, ...] = ()
+    path: tuple = ()  # raw entries, see _resolve
     destination: tuple[str, int | None] | None = None
     masquerade: bool = False
     snat: str | None = None
@@ -57,16 +58,26 @@ class Branch:
 
 @dataclass
 class _ChainIndex:
-    """For a long chain: rule positions by the host address they match with ``-d``."""
+    """For a long chain: rule positions by the host address they match with ``-d``, else by the
+    ``--dport`` they match; rules with neither are candidates for every packet."""
 
     by_dst: dict[str, list[int]]
+    by_dport: dict[str, list[int]]
     rest: list[int]
 
-    def candidates(self, dst: str) -> list[int]:
-        keyed = self.by_dst.get(dst)
-        if not keyed:
+    def candidates(self, dst: str, dport: int | None) -> list[int]:
+        keyed = self.by_dst.get(dst, [])
+        ported = self.by_dport.get(str(dport), []) if dport is not None else []
+        if not keyed and not ported:
             return self.rest
-        return sorted(keyed + self.rest)
+        return sorted(keyed + ported + self.rest)
+
+
+def _dport_key(rule: Rule) -> str | None:
+    for o in rule.matches:
+        if o.flag == "--dport" and not o.negated and o.value and o.value.isdigit():
+            return o.value
+    return None
 
 
 def _host_key(rule: Rule) -> str | None:
@@ -152,7 +163,7 @@ class Tracer:
         pending = [(b, 0)]
         while pending:
             br, pos = pending.pop()
-            for idx in self._order(table, chain, br.st.dst):
+            for idx in self._order(table, chain, br.st.dst, br.st.dport):
                 if idx < pos:
                     continue
                 rule = chain.rules[idx]
@@ -169,8 +180,7 @@ class Tracer:
                     br.order = br.order + (0,)
                     pending.append((rest, idx + 1))
                     br.prob *= p
-                step = self._step(table, chain.name, idx, rule, f"p={p:.4g}" if p < 1.0 else "")
-                br.path = br.path + (step,)
+                br.path = br.path + ((table, chain.name, idx, rule, p),)
                 outcome = self._target(table, chain, idx, rule, br, depth)
                 if outcome is _CONTINUE:
                     continue
@@ -194,24 +204,29 @@ class Tracer:
                 if top:
                     policy = chain.policy or "ACCEPT"
                     if chain.rules or policy != "ACCEPT":  # an empty ACCEPT chain says nothing worth a step
-                        br.path = br.path + (Step(table, chain.name, 0, f"policy {policy}", None, "policy"),)
+                        br.path = br.path + ((table, chain.name, -1, policy, 1.0),)
                     yield br, ("ACCEPT" if policy == "ACCEPT" else "POLICY-DROP")
                 else:
                     yield br, None
 
-    def _order(self, table: str, chain: Chain, dst: str) -> list[int]:
+    def _order(self, table: str, chain: Chain, dst: str, dport: int | None) -> list[int] | range:
         if len(chain.rules) < INDEX_THRESHOLD:
-            return list(range(len(chain.rules)))
+            return range(len(chain.rules))
         key = (table, chain.name)
         idx = self._indexes.get(key)
         if idx is None:
             by_dst: dict[str, list[int]] = defaultdict(list)
+            by_dport: dict[str, list[int]] = defaultdict(list)
             rest: list[int] = []
             for i, r in enumerate(chain.rules):
                 k = _host_key(r)
-                (by_dst[k] if k else rest).append(i)
-            idx = self._indexes[key] = _ChainIndex(dict(by_dst), rest)
-        return idx.candidates(dst)
+                if k:
+                    by_dst[k].append(i)
+                    continue
+                p = _dport_key(r)
+                (by_dport[p] if p else rest).append(i)
+            idx = self._indexes[key] = _ChainIndex(dict(by_dst), dict(by_dport), rest)
+        return idx.candidates(dst, dport)
 
     # -- targets --------------------------------------------------------------------------------
     def _target(self, table: str, chain: Chain, idx: int, rule: Rule, br: Branch, depth: int):
@@ -265,11 +280,15 @@ class Tracer:
         decided = ("rule" if by_rule else "policy") if by_rule is not None else (
             "rule" if b.accepted_by_rule else "policy")
         self._finished.append((b.order, Outcome(b.prob, verdict, decided, b.destination, b.masquerade, b.snat,
-                                                b.path)))
+                                                b.path, self._resolve)))
 
-    def _step(self, table: str, chain: str, idx: int, rule: Rule, note: str) -> Step:
+    def _resolve(self, raw: tuple) -> Step:
+        """A path entry (table, chain, index, rule or policy, probability) as a Step."""
+        table, chain, idx, rule, p = raw
+        if idx < 0:
+            return Step(table, chain, 0, f"policy {rule}", None, "policy")
         line, text = self._located(table, chain, idx, rule)
-        return Step(table, chain, idx + 1, text, line, note)
+        return Step(table, chain, idx + 1, text, line, f"p={p:.4g}" if p < 1.0 else "")
 
     def _located(self, table: str, chain: str, idx: int, rule: Rule) -> tuple[int | None, str]:
         lines = self.lines.get((table, chain))
@@ -289,16 +308,16 @@ class Tracer:
         """The interface a packet to ``dst`` leaves by, when the node's addresses tell."""
         if self.ctx.is_local(dst):
             return "lo"
-        addr = ipaddress.ip_address(dst)
-        for iface, itf in self.ctx.facts.interface_networks():
+        addr = _ip(dst)
+        for iface, itf in self.ctx.networks():
             if iface != "lo" and itf.ip.version == addr.version and addr in itf.network:
                 return iface
         return None
 
     def _egress_address(self, dst: str) -> str:
         """The source MASQUERADE picks: the node's address on the way to ``dst``."""
-        addr = ipaddress.ip_address(dst)
-        for iface, itf in self.ctx.facts.interface_networks():
+        addr = _ip(dst)
+        for iface, itf in self.ctx.networks():
             if iface != "lo" and itf.ip.version == addr.version and addr in itf.network:
                 return str(itf.ip)
         family = "IPv6" if addr.version == 6 else "IPv4"
@@ -314,6 +333,11 @@ class Tracer:
 
 
 _CONTINUE = object()
+
+
+@lru_cache(maxsize=65536)
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(text)
 
 
 def _topt(rule: Rule, flag: str) -> str:
