@@ -28,6 +28,14 @@ CLUSTER, CONFIG, FACTS = str(DEMO / "cluster.yaml"), str(DEMO / "kube-proxy-conf
 BACKENDS = ["nft", "legacy"]
 FAMILIES = (("IPv4", "iptables"), ("IPv6", "ip6tables"))
 COUNTERS = ["ct_state_invalid_dropped_pkts", "localhost_nps_accepted_pkts"]
+# The legacy backend's xtables lock is one file for the whole machine: a long legacy restore in any
+# other namespace (another test run, a benchmark) holds it, so the tests wait longer than kube-proxy.
+LOCK_WAIT = "60"
+
+
+def iptables(netns_exec, ns: str, binary: str, *args: str) -> str:
+    """An iptables command in ``ns`` that waits for the machine-wide xtables lock."""
+    return netns_exec(ns, binary, "-w", LOCK_WAIT, *args, timeout=int(LOCK_WAIT) + 30)
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -39,7 +47,7 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 
 def apply(capsys, ns: str, backend: str, cluster: str = CLUSTER, *extra: str) -> str:
     code, out, err = run(capsys, "apply", "-f", cluster, "--config", CONFIG, "--node-facts", FACTS, "--netns", ns,
-                         "--iptables-backend", backend, *extra)
+                         "--iptables-backend", backend, "--lock-wait", LOCK_WAIT, *extra)
     assert code == 0, err
     return out
 
@@ -109,9 +117,10 @@ def test_a_removed_services_chains_are_deleted_on_the_next_apply(capsys, tmp_pat
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_foreign_rules_and_chains_survive_apply(capsys, netns, netns_exec, backend):
-    netns_exec(netns, f"iptables-{backend}", "-A", "INPUT", "-s", "1.2.3.4", "-j", "DROP")
-    netns_exec(netns, f"iptables-{backend}", "-t", "nat", "-N", "CNI-FOO")
-    netns_exec(netns, f"iptables-{backend}", "-t", "nat", "-A", "CNI-FOO", "-s", "10.88.0.0/16", "-j", "MASQUERADE")
+    binary = f"iptables-{backend}"
+    iptables(netns_exec, netns, binary, "-A", "INPUT", "-s", "1.2.3.4", "-j", "DROP")
+    iptables(netns_exec, netns, binary, "-t", "nat", "-N", "CNI-FOO")
+    iptables(netns_exec, netns, binary, "-t", "nat", "-A", "CNI-FOO", "-s", "10.88.0.0/16", "-j", "MASQUERADE")
     apply(capsys, netns, backend)
     apply(capsys, netns, backend)
     tables = kernel(netns_exec, netns, backend)["IPv4"]
@@ -132,7 +141,7 @@ def test_a_rejected_nat_table_is_left_as_it_was_and_the_next_apply_converges(cap
     payload.tables["nat"].append("KUBE-SERVICES", Rule(
         (Opt("-d", "192.0.2.2"), Opt("-m", "nfacct"), Opt("--nfacct-name", "pxctl_no_such_counter")), "RETURN"))
     with pytest.raises(RestoreError) as caught:
-        full_sync(ShellIptables(backend, netns=netns, timeout=30), payload)
+        full_sync(ShellIptables(backend, netns=netns, timeout=30, lock_wait=int(LOCK_WAIT)), payload)
     e = caught.value
     assert _drop_comments(netns_exec(netns, *save_nat)) == _drop_comments(nat_before)
     assert "-A KUBE-FORWARD -s 192.0.2.1/32 -j DROP" in netns_exec(netns, f"iptables-{backend}-save", "-t", "filter")
@@ -154,7 +163,7 @@ def _drop_comments(save_text: str) -> list[str]:
 @pytest.mark.parametrize("hint_backend, expected", [(None, "nft"), ("legacy", "legacy"), ("nft", "nft")])
 def test_auto_uses_the_backend_the_kubelet_uses(capsys, netns, netns_exec, hint_backend, expected):
     if hint_backend is not None:
-        netns_exec(netns, f"iptables-{hint_backend}", "-t", "mangle", "-N", "KUBE-IPTABLES-HINT")
+        iptables(netns_exec, netns, f"iptables-{hint_backend}", "-t", "mangle", "-N", "KUBE-IPTABLES-HINT")
     out = apply(capsys, netns, "auto")
     assert out.splitlines()[0].startswith(f"iptables backend: {expected} (")
     assert kernel(netns_exec, netns, expected)["IPv4"]["nat"]
@@ -168,7 +177,7 @@ def test_node_facts_are_discovered_inside_the_namespace(capsys, tmp_path, netns,
     config = tmp_path / "config.yaml"
     config.write_text(Path(CONFIG).read_text() + 'nodePortAddresses: ["192.0.2.0/24"]\n')
     code, out, err = run(capsys, "apply", "-f", CLUSTER, "--config", str(config), "--netns", netns,
-                         "--iptables-backend", "nft")
+                         "--iptables-backend", "nft", "--lock-wait", LOCK_WAIT)
     assert code == 0, err
     nat = netns_exec(netns, "iptables-nft-save", "-t", "nat").splitlines()
     tail = [line for line in nat if line.startswith("-A KUBE-SERVICES") and line.endswith("-j KUBE-NODEPORTS")]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from netns_tests.test_apply import BACKENDS, FAMILIES, apply, run
+from netns_tests.test_apply import BACKENDS, FAMILIES, LOCK_WAIT, apply, iptables
+from netns_tests.test_apply import run as run_cli
 from proxyctl.dataplane.iptables import ShellIptables
 from proxyctl.rules.iptables.parse import parse_rules
 from proxyctl.rules.iptables.save import save_table_lines
@@ -74,7 +75,13 @@ def significant(netns_exec, ns: str, backend: str) -> dict[str, dict[str, list[s
 
 
 def restore(ns: str, backend: str, family: str, text: str) -> None:
-    ShellIptables(backend, netns=ns, timeout=30).restore(family, text)
+    ShellIptables(backend, netns=ns, timeout=30, lock_wait=int(LOCK_WAIT)).restore(family, text)
+
+
+def run(capsys, *args: str):
+    if args[0] == "cleanup":
+        args = (*args, "--lock-wait", LOCK_WAIT)
+    return run_cli(capsys, *args)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -134,8 +141,8 @@ def test_cleanup_removes_every_modes_leftovers_and_nothing_else(capsys, netns, n
 
 def test_a_kube_proxy_chain_that_foreign_rules_use_is_kept(capsys, netns, netns_exec):
     apply(capsys, netns, "legacy")
-    netns_exec(netns, "iptables-legacy", "-t", "nat", "-N", "CNI-FOO")
-    netns_exec(netns, "iptables-legacy", "-t", "nat", "-A", "CNI-FOO", "-j", "KUBE-MARK-MASQ")
+    iptables(netns_exec, netns, "iptables-legacy", "-t", "nat", "-N", "CNI-FOO")
+    iptables(netns_exec, netns, "iptables-legacy", "-t", "nat", "-A", "CNI-FOO", "-j", "KUBE-MARK-MASQ")
     code, out, _ = run(capsys, "cleanup", "--netns", netns, "--iptables-backend", "legacy")
     assert code == 0
     assert "legacy IPv4 nat: kept KUBE-MARK-MASQ: CNI-FOO, which is not removed, jumps to it" in out.splitlines()

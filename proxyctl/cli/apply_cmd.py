@@ -11,7 +11,7 @@ from proxyctl.cli.common import input_options
 from proxyctl.compiler import effective_mode
 from proxyctl.dataplane.apply import apply_full_sync
 from proxyctl.dataplane.backend_detect import detect_backend
-from proxyctl.dataplane.iptables import DEFAULT_TIMEOUT, Backend, ShellIptables
+from proxyctl.dataplane.iptables import DEFAULT_TIMEOUT, LOCK_WAIT_SECONDS, Backend, ShellIptables
 from proxyctl.dataplane.nfacct import NfacctState, ensure_counters
 from proxyctl.dataplane.sync import SyncResult
 from proxyctl.inputs import Inputs, gather
@@ -22,6 +22,12 @@ from proxyctl.node.netns import NETNS_RUN_DIR
 def netns_option(f):
     return click.option("--netns", metavar="NAME",
                         help="A named network namespace (ip netns) to work in; default: this one.")(f)
+
+
+def lock_wait_option(f):
+    return click.option("--lock-wait", type=click.IntRange(min=0), default=LOCK_WAIT_SECONDS, show_default=True,
+                        metavar="SECONDS",
+                        help="How long iptables-restore waits for the xtables lock (-w), as kube-proxy's 5 s.")(f)
 
 
 def check_netns(netns: str | None) -> None:
@@ -36,9 +42,10 @@ def check_netns(netns: str | None) -> None:
 @click.option("--iptables-backend", type=click.Choice(["auto", "nft", "legacy"]), default="auto", show_default=True,
               help="auto: the backend the node already uses, detected as kube-proxy's iptables wrapper does.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
-              metavar="SECONDS", help="Deadline of each kernel command.")
+              metavar="SECONDS", help="Deadline of each kernel command (a restore gets --lock-wait more).")
+@lock_wait_option
 def command(manifests, config_path, node_facts_path, strict, hostname_override, node_ips, service_proxy_name,
-            netns, iptables_backend, timeout):
+            netns, iptables_backend, timeout, lock_wait):
     """Program the rules for a set of objects, as one kube-proxy full sync (iptables mode).
 
     Ensures the canary chains and the jump rules from the built-in chains, creates kube-proxy's
@@ -61,7 +68,7 @@ def command(manifests, config_path, node_facts_path, strict, hostname_override, 
     click.echo(f"iptables backend: {backend.value} ({why})")
     nfacct = ensure_counters(netns=netns, timeout=min(timeout, 10.0))
     click.echo(_describe_nfacct(nfacct))
-    apply_full_sync(inputs, ShellIptables(backend, netns=netns, timeout=timeout), nfacct,
+    apply_full_sync(inputs, ShellIptables(backend, netns=netns, timeout=timeout, lock_wait=lock_wait), nfacct,
                     on_synced=lambda r: click.echo(describe_sync(r)))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from proxyctl.cli.apply_cmd import check_netns, netns_option
+from proxyctl.cli.apply_cmd import check_netns, lock_wait_option, netns_option
 from proxyctl.dataplane.backend_detect import detect_backend
 from proxyctl.dataplane.cleanup import cleanup_node
 from proxyctl.dataplane.iptables import Backend, ShellIptables
@@ -15,8 +15,9 @@ from proxyctl.dataplane.iptables import Backend, ShellIptables
 @click.option("--iptables-backend", type=click.Choice(["all", "auto", "nft", "legacy"]), default="all",
               show_default=True, help="all: both backends (leftovers may be in either); auto: the detected one.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
-              metavar="SECONDS", help="Deadline of each kernel command.")
-def command(netns, iptables_backend, timeout):
+              metavar="SECONDS", help="Deadline of each kernel command (a restore gets --lock-wait more).")
+@lock_wait_option
+def command(netns, iptables_backend, timeout, lock_wait):
     """Remove kube-proxy's iptables chains and jump rules (both families), its KUBE-* ipsets, the
     nftables tables ip/ip6 kube-proxy and the kube-ipvs0 link with its addresses.
 
@@ -31,8 +32,8 @@ def command(netns, iptables_backend, timeout):
         backends = [detect_backend(netns=netns, timeout=min(timeout, 10.0)).backend]
     else:
         backends = [Backend(iptables_backend)]
-    done = cleanup_node([ShellIptables(b, netns=netns, timeout=timeout) for b in backends], netns=netns,
-                        timeout=timeout)
+    done = cleanup_node([ShellIptables(b, netns=netns, timeout=timeout, lock_wait=lock_wait) for b in backends],
+                        netns=netns, timeout=timeout)
     for line in done:
         click.echo(line)
     if not done:

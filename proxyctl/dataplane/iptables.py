@@ -4,9 +4,10 @@
 (``iptables-nft-*`` or ``iptables-legacy-*``, ``ip6tables-*`` for IPv6) inside a network
 namespace with a deadline; ``fake_iptables.FakeIptables`` is the in-memory stand-in for tests.
 
-Restores wait for the xtables lock (``-w 5``, as kube-proxy's utiliptables does): the legacy
-backend serialises writers through ``/run/xtables.lock``, which is shared by every namespace of
-the machine; the nft backend accepts the flag and needs no lock. kube-proxy also passes
+Restores wait for the xtables lock (``-w 5`` by default, as kube-proxy's utiliptables does): the
+legacy backend serialises writers through ``/run/xtables.lock``, which is one file for every
+namespace of the machine, so a long legacy restore in *any* namespace holds up the others; the
+nft backend accepts the flag and needs no lock. kube-proxy also passes
 ``-W 100000``; iptables 1.8.9 ignores it with a deprecation warning, so we leave it out.
 """
 
@@ -57,10 +58,11 @@ class ShellIptables:
     """The real backend: runs the tools through ``runner`` (``ip netns exec`` when ``netns`` is set)."""
 
     def __init__(self, backend: Backend | str, *, netns: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 runner: Runner = DEFAULT_RUNNER):
+                 lock_wait: int = LOCK_WAIT_SECONDS, runner: Runner = DEFAULT_RUNNER):
         self.backend = Backend(backend)
         self.netns = netns
         self.timeout = timeout
+        self.lock_wait = lock_wait
         self.runner = runner
 
     def save(self, family: str, table: str | None = None) -> str:
@@ -70,9 +72,10 @@ class ShellIptables:
     def restore(self, family: str, payload: str, *, noflush: bool = True, counters: bool = False) -> None:
         name = tool(self.backend, family, "restore")
         argv = (name,) + (("--noflush",) if noflush else ()) + (("--counters",) if counters else ()) + (
-            "-w", str(LOCK_WAIT_SECONDS))
+            "-w", str(self.lock_wait))
         try:
-            self.runner(argv, netns=self.netns, timeout=self.timeout, input=payload)
+            # The deadline covers the wait for the lock and then the work.
+            self.runner(argv, netns=self.netns, timeout=self.timeout + self.lock_wait, input=payload)
         except KernelError as e:
             raise RestoreError.from_failure(e, tool=name, payload=payload, family=family,
                                             backend=self.backend.value) from e
