@@ -44,11 +44,13 @@ def test_restore_argv_and_stdin():
         Expect(("iptables-nft-restore", "--noflush", "--counters", "-w", "5"), stdin=payload),
         Expect(("ip6tables-nft-restore", "--noflush", "-w", "5"), stdin=payload),
         Expect(("iptables-nft-restore", "-w", "5"), stdin=payload),
+        Expect(("iptables-legacy-restore", "--noflush", "-w", "60"), stdin=payload),
     ], netns=NS)
     ipt = ShellIptables(Backend.NFT, netns=NS, runner=runner)
     ipt.restore("IPv4", payload, noflush=True, counters=True)
     ipt.restore("IPv6", payload, noflush=True, counters=False)
     ipt.restore("IPv4", payload, noflush=False)
+    ShellIptables("legacy", netns=NS, lock_wait=60, runner=runner).restore("IPv4", payload)
     runner.assert_done()
 
 
