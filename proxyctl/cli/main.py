@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "proxyctl.cli.compile_cmd",
     "proxyctl.cli.config_cmd",
     "proxyctl.cli.trace_cmd",
+    "proxyctl.cli.diff_cmd",
     "proxyctl.cli.apply_cmd",
     "proxyctl.cli.cleanup_cmd",
 )
@@ -43,7 +44,7 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every ProxyctlError becomes its lines on stderr and its exit code."""
     try:
-        cli.main(args=argv, prog_name="proxyctl", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="proxyctl", standalone_mode=False)
     except ProxyctlError as e:
         for line in e.lines():
             click.echo(f"error: {line}", err=True)
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except click.exceptions.Exit as e:
         return e.exit_code
-    return 0
+    # Without standalone mode, click hands a command's ctx.exit(code) back as the return value.
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

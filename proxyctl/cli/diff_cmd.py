@@ -1,0 +1,49 @@
+"""``proxyctl diff``: what a node should have against what it has. Exit 0 same, 1 different, 2 error."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from proxyctl.cli.common import input_options
+from proxyctl.diff.report import render_json, render_text
+
+
+@click.command("diff")
+@input_options
+@click.option("--netns", metavar="NAME", help="Compare the rules of this network namespace (default: this host).")
+@click.option("--live-rules", "live_rules", metavar="FILE",
+              help="Compare against a dump (iptables-save -c; ip6tables-save -c may follow) taken elsewhere.")
+@click.option("--iptables-backend", type=click.Choice(["auto", "nft", "legacy"]), default="auto", show_default=True)
+@click.option("--ip-family", type=click.Choice(["IPv4", "IPv6"]), help="One family only (default: both).")
+@click.option("--all-chains", is_flag=True, help="Also list chains that are not kube-proxy's (never a difference).")
+@click.option("--counters", is_flag=True, help="Show how many packets each extra or stale rule still matched.")
+@click.option("--conntrack/--no-conntrack", default=True, show_default=True,
+              help="Look for stale UDP conntrack entries (live node or namespace only).")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def command(manifests, config_path, node_facts_path, strict, hostname_override, node_ips, service_proxy_name,
+            netns, live_rules, iptables_backend, ip_family, all_chains, counters, conntrack, output):
+    """Diff the rules kube-proxy would program for MANIFESTS against a node's rules, per Service."""
+    from proxyctl.diff.run import diff_node
+
+    if not manifests:
+        raise click.UsageError("give the cluster's objects with -f FILE (a file, a directory, or - for stdin)")
+    if live_rules and not node_facts_path:
+        raise click.UsageError("--live-rules needs --node-facts: a dump taken elsewhere has none of its node's "
+                               "addresses")
+    if live_rules and netns:
+        raise click.UsageError("give either --live-rules or --netns, not both")
+    report, warnings = diff_node(
+            manifests=manifests, config_path=config_path, node_facts_path=node_facts_path, strict=strict,
+            hostname_override=hostname_override, node_ips=node_ips, service_proxy_name=service_proxy_name,
+            netns=netns, live_rules=live_rules, backend=iptables_backend, family=ip_family,
+            all_chains=all_chains, conntrack=conntrack)
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    if output == "json":
+        click.echo(json.dumps(render_json(report), indent=2))
+    else:
+        sys.stdout.write(render_text(report, counters=counters))
+    raise click.exceptions.Exit(1 if report.differs else 0)

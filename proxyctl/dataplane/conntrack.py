@@ -1,0 +1,105 @@
+"""Conntrack entries of a namespace, read and deleted with pyroute2 (netlink), no shelling out."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from proxyctl.errors import KernelError
+from proxyctl.node.netns import _enter_netns_in_this_thread, call_with_deadline
+
+PROTOCOLS = {6: "tcp", 17: "udp", 132: "sctp", 1: "icmp", 58: "icmpv6"}
+
+
+@dataclass(frozen=True)
+class CtEntry:
+    """One connection: where the client sent it (original) and who answers (reply)."""
+
+    protocol: str
+    family: str
+    orig_src: str
+    orig_dst: str
+    orig_sport: int | None
+    orig_dport: int | None
+    reply_src: str  # the DNAT target's address when the connection was DNATed
+    reply_sport: int | None
+
+    @property
+    def dnat_target(self) -> str:
+        if self.reply_sport is None:
+            return self.reply_src
+        host = f"[{self.reply_src}]" if ":" in self.reply_src else self.reply_src
+        return f"{host}:{self.reply_sport}"
+
+
+def _convert(e) -> CtEntry | None:
+    o, r = e.tuple_orig, e.tuple_reply
+    if o is None or r is None:
+        return None
+    family = "IPv6" if getattr(e, "nfgen_family", socket.AF_INET) == socket.AF_INET6 or ":" in (o.daddr or "") \
+        else "IPv4"
+    return CtEntry(PROTOCOLS.get(o.proto, str(o.proto)), family, o.saddr, o.daddr, o.sport, o.dport,
+                   r.saddr, r.sport)
+
+
+def list_entries(*, netns: str | None, timeout: float = 10.0, protocol: str | None = None) -> list[CtEntry]:
+    """Every conntrack entry of ``netns`` (both families), optionally one protocol."""
+    from pyroute2 import Conntrack
+
+    def dump() -> list[CtEntry]:
+        if netns is not None:
+            _enter_netns_in_this_thread(netns)
+        out = []
+        ct = Conntrack()
+        try:
+            for fam in (socket.AF_INET, socket.AF_INET6):
+                for e in ct.dump_entries(family=fam):
+                    c = _convert(e)
+                    if c is not None and (protocol is None or c.protocol == protocol):
+                        out.append(c)
+        finally:
+            ct.close()
+        return out
+
+    try:
+        return call_with_deadline(dump, timeout=timeout, what="listing conntrack entries")
+    except KernelError:
+        raise
+    except OSError as e:
+        raise KernelError(f"cannot list conntrack entries: {e.strerror or e}", argv=("conntrack", "-L"),
+                          netns=netns, stderr=str(e)) from e
+
+
+def delete_entries(entries: list[CtEntry], *, netns: str | None, timeout: float = 10.0) -> int:
+    """Delete these connections; returns how many were still there to delete."""
+    from pyroute2 import Conntrack
+    from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
+
+    def delete() -> int:
+        if netns is not None:
+            _enter_netns_in_this_thread(netns)
+        done = 0
+        ct = Conntrack()
+        try:
+            for c in entries:
+                proto = {v: k for k, v in PROTOCOLS.items()}.get(c.protocol, 17)
+                fam = socket.AF_INET6 if c.family == "IPv6" else socket.AF_INET
+                t = NFCTAttrTuple(saddr=c.orig_src, daddr=c.orig_dst, sport=c.orig_sport, dport=c.orig_dport,
+                                  proto=proto)
+                try:
+                    ct.entry("del", tuple_orig=t, family=fam)
+                    done += 1
+                except Exception as e:  # noqa: BLE001 - an entry that timed out meanwhile is gone: fine
+                    if "No such file" not in str(e) and getattr(e, "code", None) != 2:
+                        raise
+        finally:
+            ct.close()
+        return done
+
+    try:
+        return call_with_deadline(delete, timeout=timeout, what="deleting conntrack entries")
+    except KernelError:
+        raise
+    except OSError as e:
+        raise KernelError(f"cannot delete conntrack entries: {e.strerror or e}", argv=("conntrack", "-D"),
+                          netns=netns, stderr=str(e)) from e
