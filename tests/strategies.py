@@ -370,7 +370,7 @@ def chain_names() -> st.SearchStrategy[str]:
 
 
 # Comment text: spaces, quotes, backslashes, punctuation; never a newline (iptables cannot hold one).
-COMMENT_ALPHABET = string.ascii_letters + string.digits + " \"\\/:.,;=()[]{}<>#*'_+@$%&|~^`?"
+COMMENT_ALPHABET = string.ascii_letters + string.digits + " \t\"\\/:.,;=()[]{}<>#*'_+@$%&|~^`?-!é"
 comments = st.text(COMMENT_ALPHABET, max_size=60)
 
 
