@@ -593,3 +593,50 @@ def rulesets(family: str | None = None, *, max_chains: int = 5, max_rules: int =
     families = (family,) if family else FAMILIES
     return st.sampled_from(families).flatmap(
         lambda fam: st.composite(lambda draw: draw_ruleset(draw, fam, max_chains, max_rules))())
+
+
+# --- manifests (what a user can write) -----------------------------------------------------------
+
+NAME_ALPHABET = string.ascii_lowercase + string.digits + "-"
+
+
+def longest_label(first: str = "", length: int = 63) -> str:
+    """A valid label of ``length`` characters holding every allowed character (a-z, 0-9, '-', and
+    '--'), starting with ``first`` (a letter for DNS-1035 names) and ending alphanumeric."""
+    body = (first + ("0123456789--abcdefghijklmnopqrstuvwxyz-" * 2))[: length - 1]
+    return body + "z" if length > 1 else "z"
+
+
+def longest_subdomain(length: int = 253) -> str:
+    """A valid DNS-1123 subdomain of ``length`` characters: 63-character labels joined by dots."""
+    parts, total = [], 0
+    while total < length:
+        room = length - total - (1 if parts else 0)
+        label = longest_label("", min(63, room)) if room > 1 else "x"
+        parts.append(label)
+        total += len(label) + (1 if len(parts) > 1 else 0)
+    return ".".join(parts)
+
+
+def service_manifest(namespace: str, name: str, ports: list[dict], *, cluster_ips: list[str], svc_type: str = "",
+                     external_ips: list[str] = (), ingress: list[str] = (), source_ranges: list[str] = (),
+                     affinity: str = "", etp: str = "", itp: str = "", health_check_node_port: int = 0) -> dict:
+    """A v1 Service manifest as it comes out of YAML; empty fields are left out."""
+    spec: dict = {"clusterIPs": list(cluster_ips), "ports": ports}
+    for key, value in (("type", svc_type), ("externalIPs", list(external_ips)),
+                       ("loadBalancerSourceRanges", list(source_ranges)), ("sessionAffinity", affinity),
+                       ("externalTrafficPolicy", etp), ("internalTrafficPolicy", itp),
+                       ("healthCheckNodePort", health_check_node_port)):
+        if value:
+            spec[key] = value
+    obj = {"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": namespace, "name": name}, "spec": spec}
+    if ingress:
+        obj["status"] = {"loadBalancer": {"ingress": [{"ip": ip} for ip in ingress]}}
+    return obj
+
+
+def endpoint_slice_manifest(namespace: str, name: str, service: str, address_type: str, endpoints: list[dict],
+                            ports: list[dict]) -> dict:
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"namespace": namespace, "name": name, "labels": {"kubernetes.io/service-name": service}},
+            "addressType": address_type, "endpoints": endpoints, "ports": ports}

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import math
 import re
+import string
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxyctl.backends.iptables import compile_ruleset
+from proxyctl.backends.iptables import IptablesOptions, compile_ruleset
 from proxyctl.backends.iptables.node_state import after_first_sync, jump_rules
+from proxyctl.backends.iptables.options import LocalDetector
 from proxyctl.brain.build import build_views
-from proxyctl.cluster.objects import ClusterState
+from proxyctl.cluster.manifests import parse_object
+from proxyctl.cluster.objects import ClusterState, EndpointSlice, Service
+from proxyctl.errors import ManifestError
 from proxyctl.rules.iptables.model import Opt, Rule, Ruleset
 from proxyctl.rules.iptables.parse import parse_rules
 from proxyctl.rules.iptables.render import render_restore
 from proxyctl.rules.iptables.save import render_save
-from tests.strategies import NODE_NAME, compile_inputs
+from tests.strategies import NODE_NAME, compile_inputs, endpoint_slice_manifest, service_manifest
 
 # Targets that are kernel extensions rather than chains, and the tables they may be used in.
 EXTENSION_TARGETS = {
@@ -184,3 +188,87 @@ def test_equal_shares_check_catches_a_wrong_probability():
     assert all(math.isclose(s, 1 / 3, abs_tol=1e-9) for s in good)
     bad = endpoint_shares(chain("0.3333333333", "0.3333333333"))
     assert not all(math.isclose(s, 1 / 3, abs_tol=1e-9) for s in bad)
+
+
+# --- nothing a manifest can say smuggles text into the payload ----------------------------------
+
+NASTY = ['"', "a b", "a\nb", "a\tb", "-j ACCEPT", 'x" -j ACCEPT "', "x -j ACCEPT", "10.0.0.1 -j ACCEPT",
+         "10.0.0.0/8\n-A KUBE-SERVICES -j ACCEPT", "10.0.0.0/8 ", " 10.0.0.0/8", "é", "\x00", "a" * 64, "a" * 300,
+         "--comment", "!", "$(reboot)", "`id`", "a\\b", "1.2.3.4:80", "::ffff:1.2.3.4", "010.000.000.001",
+         "0.0.0.0", "127.0.0.1", "fe80::1", "10.0.0.1/33", "*nat", "COMMIT", ":KUBE-X - [0:0]", "", "A", "-a", "a-"]
+NASTY_TEXT = st.one_of(st.sampled_from(NASTY), st.text(max_size=70))
+
+# Where a user can put a string: (description, setter on [service, slice]).
+FIELDS = {
+    "namespace": lambda o, v: [x["metadata"].__setitem__("namespace", v) for x in o],
+    "service name": lambda o, v: (o[0]["metadata"].__setitem__("name", v),
+                                  o[1]["metadata"]["labels"].__setitem__("kubernetes.io/service-name", v)),
+    "slice name": lambda o, v: o[1]["metadata"].__setitem__("name", v),
+    "port name": lambda o, v: (o[0]["spec"]["ports"][0].__setitem__("name", v),
+                               o[1]["ports"][0].__setitem__("name", v)),
+    "protocol": lambda o, v: o[0]["spec"]["ports"][0].__setitem__("protocol", v),
+    "targetPort": lambda o, v: o[0]["spec"]["ports"][0].__setitem__("targetPort", v),
+    "clusterIP": lambda o, v: o[0]["spec"].__setitem__("clusterIPs", [v]),
+    "externalIP": lambda o, v: o[0]["spec"]["externalIPs"].append(v),
+    "ingress ip": lambda o, v: o[0]["status"]["loadBalancer"]["ingress"].append({"ip": v}),
+    "ingress hostname": lambda o, v: o[0]["status"]["loadBalancer"]["ingress"].append({"hostname": v}),
+    "source range": lambda o, v: o[0]["spec"]["loadBalancerSourceRanges"].append(v),
+    "type": lambda o, v: o[0]["spec"].__setitem__("type", v),
+    "externalTrafficPolicy": lambda o, v: o[0]["spec"].__setitem__("externalTrafficPolicy", v),
+    "sessionAffinity": lambda o, v: o[0]["spec"].__setitem__("sessionAffinity", v),
+    "endpoint address": lambda o, v: o[1]["endpoints"][0].__setitem__("addresses", [v]),
+    "nodeName": lambda o, v: o[1]["endpoints"][0].__setitem__("nodeName", v),
+    "zone": lambda o, v: o[1]["endpoints"][0].__setitem__("zone", v),
+    "hostname": lambda o, v: o[1]["endpoints"][0].__setitem__("hostname", v),
+    "zone hint": lambda o, v: o[1]["endpoints"][0].__setitem__("hints", {"forZones": [{"name": v}]}),
+    "slice port name": lambda o, v: o[1]["ports"][0].__setitem__("name", v),
+    "appProtocol": lambda o, v: o[1]["ports"][0].__setitem__("appProtocol", v),
+    "label value": lambda o, v: o[0]["metadata"].__setitem__("labels", {"app": v}),
+}
+SAFE_COMMENT_CHARS = frozenset(string.ascii_letters + string.digits + " -./:[];>,")
+
+
+def base_manifests(family: str) -> list[dict]:
+    v4 = family == "IPv4"
+    svc = service_manifest(
+        "ns", "svc", [{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}],
+        cluster_ips=["10.96.0.10" if v4 else "fd00:10:96::10"], svc_type="LoadBalancer",
+        external_ips=["203.0.113.7" if v4 else "2001:db8:ff::7"], ingress=["203.0.113.10" if v4 else "2001:db8:ff::10"],
+        source_ranges=["192.168.0.0/24" if v4 else "2001:db8:1::/120"], affinity="ClientIP", etp="Local",
+        health_check_node_port=30999)
+    ep = {"addresses": ["10.244.0.5" if v4 else "fd00:10:244::5"], "conditions": {"ready": True}, "nodeName": NODE_NAME}
+    port = {"name": "http", "port": 8080, "protocol": "TCP"}
+    sl = endpoint_slice_manifest("ns", "svc-1", "svc", family, [ep], [port])
+    return [svc, sl]
+
+
+@settings(PROPERTY_SETTINGS, max_examples=150)
+@given(st.sampled_from(["IPv4", "IPv6"]), st.sampled_from(sorted(FIELDS)), NASTY_TEXT)
+def test_manifest_text_cannot_leave_its_rule(family, field, value):
+    objs = base_manifests(family)
+    FIELDS[field](objs, value)
+    try:
+        parsed = [parse_object(o, source="attack") for o in objs]
+    except ManifestError:
+        return  # refused, with a message: nothing reaches the payload
+    state = ClusterState(services=tuple(p for p in parsed if isinstance(p, Service)),
+                         endpoint_slices=tuple(p for p in parsed if isinstance(p, EndpointSlice)))
+    rs = compile_state(state, family, IptablesOptions(family=family, detector=LocalDetector.by_cidr(
+        "10.244.0.0/16" if family == "IPv4" else "fd00:10:244::/64")))
+    text = render_restore(rs)
+    assert_payload_lines_are_rules(rs, text, family)
+    for table in rs.tables.values():
+        for chain in table.chains.values():
+            for rule in chain.rules:
+                assert set(rule.comment or "") <= SAFE_COMMENT_CHARS, (field, value, rule.comment)
+
+
+def assert_payload_lines_are_rules(rs: Ruleset, text: str, family: str) -> None:
+    """Every ``-A`` line is one rule, the one compiled, and there is one line per rule."""
+    lines = [line for line in text.splitlines() if line.startswith("-A ")]
+    assert len(lines) == rs.rule_count()
+    assert len(text.splitlines()) == rs.rule_count() + sum(len(t.chains) + 2 for t in rs.tables.values())
+    expected = [(t.name, c.name, r) for t in rs.tables.values() for c in t.chains.values() for r in c.rules]
+    for line, (table, chain, rule) in zip(lines, expected, strict=True):
+        one = parse_rules(f"*{table}\n:{chain} - [0:0]\n{line}\nCOMMIT\n", source="line", family=family)
+        assert one.ruleset.tables[table].chains[chain].rules == [rule], line
