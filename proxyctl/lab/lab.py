@@ -78,6 +78,7 @@ class Lab:
         record = registry.LabRecord(lab_name, lab.backend.value, dict(names), [], topology_to_dict(topo),
                                     list(manifests), config_path)
         registry.write(record)
+        owner = os.getpid()
         try:
             progress(f"creating {len(names)} network namespaces")
             build_network(lab_name, topo, names)
@@ -91,6 +92,10 @@ class Lab:
             record.state = "up"
             registry.write(record)
         except BaseException:
+            if os.getpid() != owner:
+                # a process forked while building (pyroute2 forks to create namespaces) that got the
+                # signal too: it must not tear down, nor unwind any further into our caller
+                os._exit(1)
             with contextlib.suppress(Exception):
                 destroy(lab_name)
             raise
@@ -223,3 +228,39 @@ def destroy_all() -> list[TeardownReport]:
     """Every lab the registry names or whose marker a namespace carries."""
     labs = list(dict.fromkeys([*registry.record_names(), *registry.marked_namespaces().values()]))
     return [destroy(lab) for lab in labs]
+
+
+# -- what the lab's objects offer ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceAccess:
+    """One service port as a lab user reaches it."""
+
+    name: str  # namespace/name
+    port_name: str
+    protocol: str  # tcp | udp | sctp
+    cluster_ip: str
+    port: int
+    cluster: str  # ip:port
+    node_port: int
+    load_balancer_ips: tuple[str, ...]
+    external_ips: tuple[str, ...]
+    endpoints: int
+
+
+def services_of(lab: Lab) -> list[ServiceAccess]:
+    """Every service port of the lab's objects, per family, as the entry node sees them."""
+    from proxyctl.brain.build import build_views
+    from proxyctl.lab.probe import addr_text
+
+    inputs = gather(lab.manifests, config_path=lab.config_path, discover=None)
+    order = {svc.key: i for i, svc in enumerate(inputs.state.services)}
+    out = []
+    views = [v for family in FAMILIES for v in build_views(inputs.state, family, lab.topology.entry_node.name)]
+    for v in sorted(views, key=lambda v: order.get(v.name.service_key, len(order))):
+        if v.cluster_ip:
+            out.append(ServiceAccess(v.name.service_key, v.name.port, v.protocol.lower(), v.cluster_ip, v.port,
+                                     addr_text(v.cluster_ip, v.port), v.node_port, tuple(v.load_balancer_vips),
+                                     tuple(v.external_ips), len(v.endpoints)))
+    return out
