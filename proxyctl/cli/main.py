@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "proxyctl.cli.diff_cmd",
     "proxyctl.cli.apply_cmd",
     "proxyctl.cli.cleanup_cmd",
+    "proxyctl.cli.lab_cmd",
 )
 
 
