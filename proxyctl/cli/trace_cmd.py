@@ -56,9 +56,34 @@ def _service_destination(session: TraceSession, text: str) -> tuple[str, int | N
 @click.option("--all", "trace_all", is_flag=True, help="Trace every service port from a pod, the node and outside.")
 @click.option("--graph", metavar="FILE", help="Write the path as FILE.dot and FILE.html.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+# -- live mode: real probes in a lab (proxyctl lab up) or any two namespaces -------------------------
+@click.option("--live", is_flag=True, help="Send real probes and compare them with the prediction for the node's "
+              "live rules (in a lab, or --client-netns/--node-netns).")
+@click.option("--from", "sender", metavar="POD|NODE|EXTERNAL", help="--live: who sends (a name in the lab).")
+@click.option("-n", "--probes", type=click.IntRange(1, 100_000), default=100, show_default=True,
+              help="--live: how many probes (full TCP connections or UDP datagrams).")
+@click.option("--lab", "lab_name", metavar="NAME", help="--live: which lab (default: the only one that is up).")
+@click.option("--client-netns", metavar="NS", help="--live without a lab: the namespace that sends.")
+@click.option("--node-netns", metavar="NS", help="--live without a lab: the namespace whose rules decide.")
+@click.option("--raw", is_flag=True, help="--live: crafted packets (scapy) instead of sockets.")
 def command(destination, manifests, config_path, node_facts_path, strict, hostname_override, node_ips,
-            service_proxy_name, rules_path, src, proto, sport, in_interface, affinity, trace_all, graph, output):
-    """Follow a packet to DEST[:PORT] ([IPv6]:PORT, or ns/name[:port]) through a node's iptables rules."""
+            service_proxy_name, rules_path, src, proto, sport, in_interface, affinity, trace_all, graph, output,
+            live, sender, probes, lab_name, client_netns, node_netns, raw):
+    """Follow a packet to DEST[:PORT] ([IPv6]:PORT, or ns/name[:port]) through a node's iptables rules.
+
+    With --live, send real probes instead (see `proxyctl lab up`): exit 0 when the kernel agrees
+    with the prediction, 3 when it does not.
+    """
+    if live:
+        if not destination:
+            raise click.UsageError("give a destination: IP:PORT, [IPv6]:PORT or namespace/name[:port]")
+        from proxyctl.cli.lab_cmd import run_live
+
+        run_live(destination, sender=sender, lab_name=lab_name, client_netns=client_netns, node_netns=node_netns,
+                 proto=proto, probes=probes, raw=raw, output=output)
+        return
+    if sender or lab_name or client_netns or node_netns or raw:
+        raise click.UsageError("--from, --lab, --client-netns, --node-netns and --raw go with --live")
     config = None
     if rules_path:
         if not node_facts_path:
