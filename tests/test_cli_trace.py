@@ -56,9 +56,11 @@ def test_trace_a_real_node_dump_with_line_numbers(capsys):
 
 def test_returning_client_with_affinity(capsys):
     dump = (REAL / "iptables-save.txt").read_text()
-    sep = dump.split("demo/sticky:http -> 10.244.4.42:80\" -m recent --rcheck --seconds 600 --reap --name ")[1].split()[0]
-    code, out, _ = run(capsys, "trace", "10.96.10.40:80", "--src", "10.244.0.5", "--rules", str(REAL / "iptables-save.txt"),
-                       "--node-facts", str(REAL / "node.yaml"), "--affinity", sep, "-o", "json")
+    marker = 'demo/sticky:http -> 10.244.4.42:80" -m recent --rcheck --seconds 600 --reap --name '
+    sep = dump.split(marker)[1].split()[0]
+    code, out, _ = run(capsys, "trace", "10.96.10.40:80", "--src", "10.244.0.5", "--rules",
+                       str(REAL / "iptables-save.txt"), "--node-facts", str(REAL / "node.yaml"), "--affinity", sep,
+                       "-o", "json")
     (o,) = json.loads(out)["outcomes"]
     assert o["destination"] == {"ip": "10.244.4.42", "port": 80} and o["probability"] == 1.0
 

@@ -67,10 +67,16 @@ def hex_value(text: str) -> str:
 
 
 def mark_value(text: str) -> str:
+    """``value[/mask]`` as xtables prints it; text that is not numbers is kept as written."""
     value, _, mask = text.partition("/")
     value = hex_value(value)
-    if not mask or int(mask, 0) == 0xFFFFFFFF:
+    if not mask:
         return value
+    try:
+        if int(mask, 0) == 0xFFFFFFFF:
+            return value
+    except ValueError:
+        return text
     return f"{value}/{hex_value(mask)}"
 
 
@@ -80,6 +86,8 @@ def kernel_probability(text: str) -> str:
     try:
         p = float(text)
     except ValueError:
+        return text
+    if not 0.0 <= p <= 1.0:  # nan, inf and out-of-range values are iptables' to reject, not ours to round
         return text
     return f"{round(p * 0x80000000) / 0x80000000:.11f}"
 
@@ -189,7 +197,10 @@ def _canonical_target(rule: Rule, family: str) -> tuple[str | None, tuple[Opt, .
             elif o.flag == "--xor-mark" and o.value:
                 out.append(Opt("--set-xmark", f"{hex_value(o.value)}/0x0"))
             elif o.flag == "--and-mark" and o.value:
-                out.append(Opt("--set-xmark", f"0x0/{hex(~int(o.value, 0) & 0xFFFFFFFF)}"))
+                try:
+                    out.append(Opt("--set-xmark", f"0x0/{hex(~int(o.value, 0) & 0xFFFFFFFF)}"))
+                except ValueError:
+                    out.append(o)
             elif o.flag in ("--set-mark", "--set-xmark") and o.value:
                 v, _, m = o.value.partition("/")
                 mask = hex_value(m) if m else "0xffffffff"

@@ -51,7 +51,12 @@ def _render_opt(o: Opt) -> str:
     if o.value is None:
         return head
     value = o.value
-    if o.flag in QUOTED_FLAGS and (not value or value[0] in "-!" or any(c.isspace() or c == '"' for c in value)):
+    if o.flag in QUOTED_FLAGS:
+        quote = not value or value[0] in "-!" or any(c.isspace() or c == '"' for c in value)
+    else:  # several words (--match-set NAME dst,dst) stay bare unless one would read as an option
+        quote = '"' in value or any(w == "!" or (len(w) > 1 and w[0] == "-" and not w[1].isdigit())
+                                    for w in value.split())
+    if quote:
         value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return f"{head} {value}"
 

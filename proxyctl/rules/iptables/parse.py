@@ -47,7 +47,7 @@ class ParsedRules:
         """Line ``lineno`` (1-based) of the dump, counters removed."""
         lines = self.__dict__.get("_lines")
         if lines is None:
-            lines = self.__dict__["_lines"] = self.text.splitlines()
+            lines = self.__dict__["_lines"] = self.text.split("\n")
         if not 0 < lineno <= len(lines):
             return None
         line = lines[lineno - 1].strip()
@@ -95,6 +95,9 @@ def _opt(flag: str, value: str | None, negated: bool) -> Opt:
 
 
 JUMPS = {"-j": False, "--jump": False, "-g": True, "--goto": True}
+# Options whose one argument is free text: the next word is the value even when it starts with '-'
+# (iptables-save prints a comment made only of [A-Za-z0-9_-] without quotes).
+TEXT_VALUE_FLAGS = frozenset({"--comment", "--log-prefix", "--nflog-prefix"})
 
 
 def parse_rulespec(toks: list[str], start: int = 0, *, where: str = "", lineno: int = 0, text: str = "",
@@ -137,7 +140,9 @@ def parse_rulespec(toks: list[str], start: int = 0, *, where: str = "", lineno: 
             i += 2
             continue
         first = i
-        while i < n:
+        if tok in TEXT_VALUE_FLAGS and i < n and (toks[i] != "!" or type(toks[i]) is Quoted):
+            i += 1  # exactly one word, whatever it looks like
+        while tok not in TEXT_VALUE_FLAGS and i < n:
             w = toks[i]
             if (w == "!" or (len(w) > 1 and w[0] == "-" and not w[1].isdigit())) and type(w) is not Quoted:
                 break
@@ -169,10 +174,12 @@ def parse_rules(text: str, *, source: str = "", family: str | None = None) -> Pa
     parsed = ParsedRules(rs, text=text)
     table = None
     saw_v6 = False
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
+    last_line = 0
+    for lineno, raw in enumerate(text.split("\n"), 1):  # iptables-restore splits at \n only
+        line = raw.strip(" \t\r\f\v")
         if not line:
             continue
+        last_line = lineno
         head = line[0]
         if head == "#":
             if table is None:
@@ -217,7 +224,7 @@ def parse_rules(text: str, *, source: str = "", family: str | None = None) -> Pa
             continue
         saw_v6 = _command(parsed, table, line, lineno, source, raw) or saw_v6
     if table is not None:
-        raise RulesParseError(f"table {table.name!r} has no COMMIT", source=source, line=lineno, text="")
+        raise RulesParseError(f"table {table.name!r} has no COMMIT", source=source, line=last_line, text="")
     if family is None and saw_v6:
         rs.family = "IPv6"
     _flag_unknown_targets(parsed)
@@ -240,7 +247,7 @@ def _command(parsed: ParsedRules, table, line: str, lineno: int, source: str, ra
     key = (table.name, chain_name)
     if cmd in ("-A", "--append", "-I", "--insert", "-D", "--delete"):
         pos = None
-        if cmd not in ("-A", "--append") and at < len(toks) and toks[at].isdigit():
+        if cmd not in ("-A", "--append") and at < len(toks) and toks[at].isascii() and toks[at].isdigit():
             pos = int(toks[at]) - 1
             at += 1
         chain: Chain | None = table.chains.get(chain_name)
@@ -268,6 +275,9 @@ def _command(parsed: ParsedRules, table, line: str, lineno: int, source: str, ra
             lines.append(lineno)
         else:
             pos = pos or 0
+            if pos > len(chain.rules):
+                raise RulesParseError(f"chain {chain_name} has {len(chain.rules)} rules: cannot insert at {pos + 1}",
+                                      source=source, line=lineno, text=raw)
             chain.rules.insert(pos, rule)
             lines.insert(pos, lineno)
         return v6

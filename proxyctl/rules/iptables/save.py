@@ -10,18 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from proxyctl.rules.iptables.canonical import canonical_rule
-from proxyctl.rules.iptables.model import BUILTIN_CHAINS, Chain, Opt, Rule, Ruleset, Table
+from proxyctl.rules.iptables.model import BUILTIN_CHAINS, QUOTED_FLAGS, Chain, Opt, Rule, Ruleset, Table
 
 
 def _save_opt(o: Opt) -> str:
     head = f"! {o.flag}" if o.negated else o.flag
     if o.value is None:
         return head
-    if o.flag == "--comment":
+    if o.flag in QUOTED_FLAGS:  # iptables 1.8.9 quotes every comment and log prefix
         return f'{head} "' + o.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if o.flag == "--nfacct-name":
         return f"{head}  {o.value}"
-    return f"{head} {o.value}"
+    return o.render()
 
 
 def save_rule_text(rule: Rule, chain: str, *, counters: bool = False) -> str:
