@@ -62,6 +62,10 @@ def lab_vantage(lab: Lab, sender: str, dst: str) -> Vantage:
     family = family_of(dst)
     who = topo.find(sender)
     client_ip = who.ip(family)
+    if ipaddress.ip_address(dst).is_loopback:
+        if not isinstance(who, Node):
+            raise InputError(f"{dst} is {sender}'s own loopback: only a node's is a NodePort address")
+        client_ip = dst  # a connection to a loopback address leaves from it
     if client_ip is None:
         raise InputError(f"{sender} has no {family} address: probe a {family} destination from something that has one")
     dst_node = topo.node_with_ip(dst)

@@ -141,14 +141,31 @@ def _connect_probe(index: int, dst: str, port: int, protocol: str, timeout: floa
 # -- raw probes (scapy) ---------------------------------------------------------------------------
 
 
-def _raw_probe(index: int, src: str, dst: str, port: int, protocol: str, timeout: float) -> ProbeResult:
+def _raw_ports(count: int) -> range:
+    """Source ports for ``count`` raw probes: consecutive from a random start, outside the client's
+    ephemeral range, so that no probe reuses the tuple of a socket connection still in TIME_WAIT
+    (the pod would answer that SYN with an ACK of the old connection, not a SYN-ACK). Runs on a
+    thread inside the client's namespace."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
+            lo, hi = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        lo, hi = 32768, 60999
+    gaps = [(1024, lo - 1), (hi + 1, 65535)]
+    start, end = max(gaps, key=lambda g: g[1] - g[0])
+    if end - start + 1 < count:
+        raise KernelError(f"no room for {count} raw probes outside the ephemeral port range {lo}-{hi}")
+    first = random.randint(start, end - count + 1)
+    return range(first, first + count)
+
+
+def _raw_probe(index: int, src: str, dst: str, port: int, protocol: str, timeout: float, sport: int) -> ProbeResult:
     from scapy.layers.inet import ICMP, IP, TCP, UDP
     from scapy.layers.inet6 import IPv6
 
     v6 = ":" in dst
     fam = socket.AF_INET6 if v6 else socket.AF_INET
     proto = socket.IPPROTO_TCP if protocol == "tcp" else socket.IPPROTO_UDP
-    sport = random.randint(20000, 60999)
     l3 = IPv6(src=src, dst=dst) if v6 else IP(src=src, dst=dst)
     l4 = TCP(sport=sport, dport=port, flags="S", seq=random.getrandbits(32)) if protocol == "tcp" else (
         UDP(sport=sport, dport=port) / b"WHO\n")
@@ -232,13 +249,15 @@ def run_probes(client_netns: str, dst: str, port: int, protocol: str = "tcp", co
     if kind == "raw" and not source:
         raise KernelError("raw probes need the client's source address")
 
-    def one(i: int) -> ProbeResult:
-        if kind == "raw":
-            return _raw_probe(i, source, dst, port, protocol, timeout)
-        return _connect_probe(i, dst, port, protocol, timeout)
-
     if count <= 0:
         return []
+    sports = run_in(client_netns, lambda: _raw_ports(count), what="choosing source ports") if kind == "raw" else ()
+
+    def one(i: int) -> ProbeResult:
+        if kind == "raw":
+            return _raw_probe(i, source, dst, port, protocol, timeout, sports[i])
+        return _connect_probe(i, dst, port, protocol, timeout)
+
     results = [run_in(client_netns, lambda: one(0), timeout=timeout + 10, what=f"probing {dst} from {client_netns}")]
     if count > 1:
         with pool(client_netns, max(1, min(workers, count - 1))) as ex:
