@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
 
 from proxyctl import __version__
 from proxyctl.errors import ProxyctlError
+
+INTERNAL_ERROR = 70  # EX_SOFTWARE: never confused with "differences" (1) or "bad input" (2)
 
 # Each command lives in its own module exposing ``command`` (a click command or group).
 COMMAND_MODULES = (
@@ -58,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except click.exceptions.Exit as e:
         return e.exit_code
+    except Exception as e:  # a bug of ours: one line for the user, the traceback on request
+        if os.environ.get("PROXYCTL_DEBUG"):
+            raise
+        click.echo(f"error: internal error in proxyctl ({type(e).__name__}: {e}); this is a bug: run again with "
+                   "PROXYCTL_DEBUG=1 for the traceback and report it", err=True)
+        return INTERNAL_ERROR
     # Without standalone mode, click hands a command's ctx.exit(code) back as the return value.
     return rv if isinstance(rv, int) else 0
 

@@ -47,6 +47,10 @@ def _service_destination(session: TraceSession, text: str) -> tuple[str, int | N
 @click.argument("destination", required=False)
 @input_options
 @click.option("--rules", "rules_path", metavar="FILE", help="An iptables-save dump to trace (- for stdin).")
+@click.option("--node", "live_node", is_flag=True, help="Trace the live rules of this host (or of --netns).")
+@click.option("--netns", metavar="NAME", help="With --node: the network namespace whose rules to trace.")
+@click.option("--iptables-backend", type=click.Choice(["auto", "nft", "legacy"]), default="auto", show_default=True,
+              help="With --node: which iptables backend holds the rules.")
 @click.option("--src", metavar="IP", help="Source address (default: a pod address from the cluster CIDR).")
 @click.option("--proto", type=click.Choice(PROTOCOLS), default=None, help="Protocol (default tcp).")
 @click.option("--sport", type=click.IntRange(1, 65535), default=40000, show_default=True)
@@ -68,7 +72,8 @@ def _service_destination(session: TraceSession, text: str) -> tuple[str, int | N
 @click.option("--raw", is_flag=True, help="--live: crafted packets (scapy) instead of sockets.")
 def command(destination, manifests, config_path, node_facts_path, strict, hostname_override, node_ips,
             service_proxy_name, rules_path, src, proto, sport, in_interface, affinity, trace_all, graph, output,
-            live, sender, probes, lab_name, client_netns, node_netns, raw):
+            live, sender, probes, lab_name, client_netns, node_netns, raw, live_node=False, netns=None,
+            iptables_backend="auto"):
     """Follow a packet to DEST[:PORT] ([IPv6]:PORT, or ns/name[:port]) through a node's iptables rules.
 
     With --live, send real probes instead (see `proxyctl lab up`): exit 0 when the kernel agrees
@@ -85,7 +90,12 @@ def command(destination, manifests, config_path, node_facts_path, strict, hostna
     if sender or lab_name or client_netns or node_netns or raw:
         raise click.UsageError("--from, --lab, --client-netns, --node-netns and --raw go with --live")
     config = None
-    if rules_path:
+    if netns and not live_node:
+        raise click.UsageError("--netns goes with --node (trace the live rules of that namespace)")
+    if live_node:
+        session, config = _live_session(netns, iptables_backend, node_facts_path, manifests, config_path, strict,
+                                        hostname_override, node_ips, service_proxy_name)
+    elif rules_path:
         if not node_facts_path:
             raise click.UsageError("--rules needs --node-facts: the trace must know the node's addresses")
         facts = load_node_facts(node_facts_path)
@@ -98,7 +108,8 @@ def command(destination, manifests, config_path, node_facts_path, strict, hostna
         parsed = {fam: ParsedRules(node_tables(inputs, fam)) for fam in ("IPv4", "IPv6")}
         session = from_inputs(inputs, parsed)
     else:
-        raise click.UsageError("say which rules to trace: --rules FILE (an iptables-save dump) or -f MANIFESTS")
+        raise click.UsageError("say which rules to trace: --rules FILE (an iptables-save dump), --node (the live "
+                               "rules) or -f MANIFESTS (compiled on the fly)")
     session.recent_hits = frozenset(affinity)
 
     if trace_all:
@@ -142,6 +153,23 @@ def command(destination, manifests, config_path, node_facts_path, strict, hostna
     origin = "from the node" if session.facts.is_local(src) else "arriving at the node"
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 100_000)
     console.print(_tree(result, origin, why))
+
+
+def _live_session(netns, backend, node_facts_path, manifests, config_path, strict, hostname_override, node_ips,
+                  service_proxy_name):
+    """The node's own rules (iptables-save of both families), its discovered addresses, and, when
+    manifests are given too, the views that explain the endpoints."""
+    from proxyctl.diff.run import read_live
+    from proxyctl.node.discover import discover_node_facts
+
+    live, _backend = read_live(netns=netns, backend=backend, families=("IPv4", "IPv6"))
+    if manifests:
+        inputs = gather_from_flags(manifests, config_path, node_facts_path, strict, hostname_override, node_ips,
+                                   service_proxy_name)
+        return from_inputs(inputs, live), inputs.config
+    facts = load_node_facts(node_facts_path) if node_facts_path else discover_node_facts(netns)
+    where = f"netns {netns}" if netns else "this host"
+    return from_parsed(list(live.values()), facts, where), None
 
 
 def _tree(result, origin, why):

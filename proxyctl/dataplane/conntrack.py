@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 from dataclasses import dataclass
 
@@ -32,12 +33,10 @@ class CtEntry:
         return f"{host}:{self.reply_sport}"
 
 
-def _convert(e) -> CtEntry | None:
+def _convert(e, family: str) -> CtEntry | None:
     o, r = e.tuple_orig, e.tuple_reply
     if o is None or r is None:
         return None
-    family = "IPv6" if getattr(e, "nfgen_family", socket.AF_INET) == socket.AF_INET6 or ":" in (o.daddr or "") \
-        else "IPv4"
     return CtEntry(PROTOCOLS.get(o.proto, str(o.proto)), family, o.saddr, o.daddr, o.sport, o.dport,
                    r.saddr, r.sport)
 
@@ -50,15 +49,15 @@ def list_entries(*, netns: str | None, timeout: float = 10.0, protocol: str | No
         if netns is not None:
             _enter_netns_in_this_thread(netns)
         out = []
-        ct = Conntrack()
-        try:
-            for fam in (socket.AF_INET, socket.AF_INET6):
-                for e in ct.dump_entries(family=fam):
-                    c = _convert(e)
+        for fam in (socket.AF_INET, socket.AF_INET6):
+            ct = Conntrack(nfgen_family=fam)  # a dump lists one family: the request's
+            try:
+                for e in ct.dump_entries():
+                    c = _convert(e, "IPv6" if fam == socket.AF_INET6 else "IPv4")
                     if c is not None and (protocol is None or c.protocol == protocol):
                         out.append(c)
-        finally:
-            ct.close()
+            finally:
+                ct.close()
         return out
 
     try:
@@ -73,27 +72,31 @@ def list_entries(*, netns: str | None, timeout: float = 10.0, protocol: str | No
 def delete_entries(entries: list[CtEntry], *, netns: str | None, timeout: float = 10.0) -> int:
     """Delete these connections; returns how many were still there to delete."""
     from pyroute2 import Conntrack
+    from pyroute2.netlink.exceptions import NetlinkError
     from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
 
     def delete() -> int:
         if netns is not None:
             _enter_netns_in_this_thread(netns)
         done = 0
-        ct = Conntrack()
-        try:
-            for c in entries:
-                proto = {v: k for k, v in PROTOCOLS.items()}.get(c.protocol, 17)
-                fam = socket.AF_INET6 if c.family == "IPv6" else socket.AF_INET
-                t = NFCTAttrTuple(saddr=c.orig_src, daddr=c.orig_dst, sport=c.orig_sport, dport=c.orig_dport,
-                                  proto=proto)
-                try:
-                    ct.entry("del", tuple_orig=t, family=fam)
-                    done += 1
-                except Exception as e:  # noqa: BLE001 - an entry that timed out meanwhile is gone: fine
-                    if "No such file" not in str(e) and getattr(e, "code", None) != 2:
-                        raise
-        finally:
-            ct.close()
+        numbers = {v: k for k, v in PROTOCOLS.items()}
+        for family, fam in (("IPv4", socket.AF_INET), ("IPv6", socket.AF_INET6)):
+            mine = [c for c in entries if c.family == family]
+            if not mine:
+                continue
+            ct = Conntrack(nfgen_family=fam)
+            try:
+                for c in mine:
+                    t = NFCTAttrTuple(family=fam, saddr=c.orig_src, daddr=c.orig_dst, sport=c.orig_sport,
+                                      dport=c.orig_dport, proto=numbers.get(c.protocol, 17))
+                    try:
+                        ct.entry("del", tuple_orig=t)
+                        done += 1
+                    except NetlinkError as e:
+                        if e.code != errno.ENOENT:  # an entry that expired meanwhile is gone: fine
+                            raise
+            finally:
+                ct.close()
         return done
 
     try:
