@@ -36,22 +36,38 @@ def _print(renderables: list) -> None:
         console.print(r)
 
 
+class _Interrupts:
+    """Ctrl-C and SIGTERM while building: noted, and acted on at the build's next clean step (the
+    half-built lab is then removed). A second one interrupts at once. Processes forked while
+    building (pyroute2 forks to create namespaces) inherit the handler: they finish their work on
+    a Ctrl-C (it is for the parent) and end on a SIGTERM, as they would without it."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.owner = os.getpid()
+
+    def __call__(self) -> bool:
+        return self.count > 0
+
+    def handler(self, signum, frame) -> None:
+        if os.getpid() != self.owner:  # a forked helper: Ctrl-C is for its parent; SIGTERM ends it
+            if signum == signal.SIGTERM:
+                os._exit(128 + signum)
+            return
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt
+
+
 @contextmanager
-def _sigterm_as_interrupt():
-    """A SIGTERM during a build unwinds like Ctrl-C, so the half-built lab is torn down."""
-
-    owner = os.getpid()
-
-    def handler(signum, frame):
-        if os.getpid() != owner:  # a child forked while building: just end it
-            os._exit(128 + signum)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
+def _interrupts():
+    state = _Interrupts()
+    previous = {sig: signal.signal(sig, state.handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield state
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @click.group("lab")
@@ -78,8 +94,9 @@ def up(manifests, config_path, backend, name, output):
     def progress(msg: str) -> None:
         click.echo(msg, err=True)
 
-    with _sigterm_as_interrupt():
-        lab = Lab.up(list(manifests), config_path=config_path, backend=backend, name=name, progress=progress)
+    with _interrupts() as interrupted:
+        lab = Lab.up(list(manifests), config_path=config_path, backend=backend, name=name, progress=progress,
+                     cancelled=interrupted)
     services = services_of(lab)
     if output == "json":
         click.echo(json.dumps(_lab_json(lab, services), indent=2))

@@ -93,24 +93,24 @@ def create_namespace(lab: str, ns: str, *, forwarding: bool) -> None:
 
 
 def build_network(lab: str, topo: Topology, names: dict[str, str],
-                  on_created: Callable[[str], None] = lambda ns: None) -> None:
-    """Create every namespace and link of ``topo``. ``on_created(ns)`` is called right after
-    each namespace exists (before anything else happens in it). On failure, what was made stays
-    for the caller to tear down (it knows every name from ``names``)."""
+                  checkpoint: Callable[[], None] = lambda: None) -> None:
+    """Create every namespace and link of ``topo``. ``checkpoint()`` is called between steps: it
+    may raise (a Ctrl-C noticed) to stop the build at a clean point. On failure, what was made
+    stays for the caller to tear down (it knows every name from ``names``)."""
     routers = {ROUTER, *(n.name for n in topo.nodes)}
     for key, ns in names.items():
+        checkpoint()
         create_namespace(lab, ns, forwarding=key in routers)
-        on_created(ns)
     h = _Handles()
     try:
-        _wire(topo, names, h)
+        _wire(topo, names, h, checkpoint)
     except NetlinkError as e:
         raise KernelError(f"building the lab network failed: {e}") from e
     finally:
         h.close()
 
 
-def _wire(topo: Topology, names: dict[str, str], h: _Handles) -> None:
+def _wire(topo: Topology, names: dict[str, str], h: _Handles, checkpoint: Callable[[], None]) -> None:
     net = h[names[ROUTER]]
     br0 = _bridge(net, ROUTER_BRIDGE)
     for family in ("IPv4", "IPv6"):
@@ -119,6 +119,7 @@ def _wire(topo: Topology, names: dict[str, str], h: _Handles) -> None:
             _addr(net, br0, ip, topo.network.prefix(family))
 
     for i, node in enumerate(topo.nodes):
+        checkpoint()
         ns = names[node.name]
         ipr = h[ns]
         port = _veth(net, f"n{i}", ns, UPLINK)
@@ -144,6 +145,7 @@ def _wire(topo: Topology, names: dict[str, str], h: _Handles) -> None:
         nipr = h[node_ns]
         cbr0 = nipr.link_lookup(ifname=NODE_BRIDGE)[0]
         for j, pod in enumerate(topo.pods_on(node.name)):
+            checkpoint()
             pns = names[pod.name]
             port = _veth(nipr, f"veth{j}", pns, "eth0")
             nipr.link("set", index=port, master=cbr0, state="up")
@@ -155,6 +157,7 @@ def _wire(topo: Topology, names: dict[str, str], h: _Handles) -> None:
                 _route(pipr, _default(ip), gateway=node.gateway(ip))
 
     for k, host in enumerate(topo.hosts):
+        checkpoint()
         hns = names[host.name]
         link = _veth(net, f"x{k}", hns, "eth0")
         net.link("set", index=link, state="up")

@@ -57,8 +57,13 @@ class Lab:
     @classmethod
     def up(cls, manifests: Sequence[str], *, config_path: str | None = None, backend: str = "nft",
            name: str | None = None, prefix: str = DEFAULT_PREFIX,
-           progress: Callable[[str], None] = lambda msg: None) -> Lab:
-        """Build the lab ``manifests`` describe, apply the rules on every node, start the servers."""
+           progress: Callable[[str], None] = lambda msg: None,
+           cancelled: Callable[[], bool] = lambda: False) -> Lab:
+        """Build the lab ``manifests`` describe, apply the rules on every node, start the servers.
+
+        ``cancelled()`` is asked between steps; when it says yes, the build stops there, everything
+        made is removed and KeyboardInterrupt is raised (the CLI turns Ctrl-C and SIGTERM into that,
+        so no signal ever lands in the middle of a netlink exchange)."""
         manifests = [os.path.abspath(m) if m != "-" else m for m in manifests]
         if "-" in manifests:
             raise InputError("lab up reads the objects again for each node: give files, not stdin")
@@ -79,15 +84,23 @@ class Lab:
                                     list(manifests), config_path)
         registry.write(record)
         owner = os.getpid()
+
+        def checkpoint() -> None:
+            if cancelled():
+                raise KeyboardInterrupt
+
         try:
             progress(f"creating {len(names)} network namespaces")
-            build_network(lab_name, topo, names)
+            build_network(lab_name, topo, names, checkpoint)
             for node in topo.nodes:
+                checkpoint()
                 progress(f"node {node.name}: kubelet's KUBE-IPTABLES-HINT, then kube-proxy's rules ({backend})")
                 lab.play_kubelet(node)
                 lab.apply_node(node)
+            checkpoint()
             progress(f"starting servers in {sum(1 for p in topo.pods if p.ports)} pods")
             lab.start_servers()
+            checkpoint()
             record.servers = [registry.ServerRecord(pid, pod, names[pod]) for pod, pid in lab.server_pids.items()]
             record.state = "up"
             registry.write(record)
