@@ -214,8 +214,7 @@ def _canonical_target(rule: Rule, family: str) -> tuple[str | None, tuple[Opt, .
     return target, opts
 
 
-def canonical_rule(rule: Rule, family: str = "IPv4") -> Rule:
-    """The rule as the kernel keeps it (see the module docstring); counters are dropped."""
+def _canonical_matches(rule: Rule, family: str) -> list[Opt]:
     core, groups = _split(rule, family)
     matches: list[Opt] = [core[f] for f in CORE_ORDER if f in core]
     for module, opts in groups:
@@ -224,5 +223,68 @@ def canonical_rule(rule: Rule, family: str = "IPv4") -> Rule:
         if module:
             matches.append(Opt("-m", module))
         matches.extend(_order(module, opts))
+    return matches
+
+
+# -- plans: the canonical shape of a rule depends on its flags, modules and protocol only ----------
+# A plan records, for one shape, where each canonical option comes from (an input option, with the
+# value transformation its flag needs) or that it is a constant (an implicit module, a default).
+# Rules of a known shape are then canonicalised by replaying the plan: ~3x faster, which matters
+# when a diff canonicalises 700k rules.
+
+_STRUCTURAL = frozenset({"-m", "--match", "-p", "--protocol"})
+_SENTINEL = "\x00"
+_PLANS: dict[tuple, tuple] = {}
+
+
+def _transform(module: str, flag: str, family: str):
+    if flag in ("-s", "-d"):
+        return lambda v: address(v, family)
+    if module == "mark" and flag == "--mark":
+        return mark_value
+    if module == "statistic" and flag == "--probability":
+        return kernel_probability
+    if module == "conntrack" and flag in ("--ctorigsrc", "--ctorigdst", "--ctreplsrc", "--ctrepldst"):
+        return lambda v: address(v, family)
+    return None
+
+
+def _make_plan(rule: Rule, family: str) -> tuple:
+    probe = Rule(tuple(o if o.flag in _STRUCTURAL else Opt(o.flag, None if o.value is None else f"{_SENTINEL}{i}",
+                                                           o.negated)
+                       for i, o in enumerate(rule.matches)))
+    plan = []
+    module = ""
+    for o in _canonical_matches(probe, family):
+        if o.flag in ("-m", "--match"):
+            module = o.value or ""
+        if o.value is not None and o.value.startswith(_SENTINEL) and o.value[1:].isdigit():
+            plan.append((int(o.value[1:]), o.flag, o.negated, _transform(module, o.flag, family)))
+        else:
+            src = next((i for i, x in enumerate(rule.matches) if x.flag == o.flag and o.value is None), None)
+            plan.append((src, o.flag, o.negated, None) if src is not None and o.flag not in _STRUCTURAL
+                        else (None, o, None, None))
+    return tuple(plan)
+
+
+def canonical_rule(rule: Rule, family: str = "IPv4") -> Rule:
+    """The rule as the kernel keeps it (see the module docstring); counters are dropped."""
+    matches = rule.matches
+    key = (tuple((o.flag, o.value if o.flag in _STRUCTURAL else None, o.negated) for o in matches), family)
+    plan = _PLANS.get(key)
+    if plan is None:
+        if any(o.value and _SENTINEL in o.value for o in matches):  # cannot be planned: take the long way
+            return Rule(tuple(_canonical_matches(rule, family)), *_canonical_target(rule, family), rule.goto, None)
+        plan = _make_plan(rule, family)
+        if len(_PLANS) < 20_000:
+            _PLANS[key] = plan
+    out = []
+    for src, flag, negated, fn in plan:
+        if src is None:
+            out.append(flag)  # a constant option
+            continue
+        o = matches[src]
+        value = o.value if fn is None or o.value is None else fn(o.value)
+        out.append(o if (value == o.value and flag == o.flag and negated == o.negated) else Opt(flag, value, negated))
     target, topts = _canonical_target(rule, family)
-    return Rule(tuple(matches), target, topts, rule.goto, None)
+    return Rule(tuple(out), target, topts, rule.goto, None)
