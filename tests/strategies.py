@@ -1,18 +1,25 @@
 """Hypothesis strategies for cluster objects, compiler options and iptables rulesets.
 
-Reusable by any test: ``from tests.strategies import compile_inputs, rulesets``.
+Reusable by any test: ``from tests.strategies import compile_inputs, rulesets``. Strategies are
+built once and cached (hypothesis validates every new strategy object, which dominated the run
+time); helpers named ``draw_*`` take a ``draw`` and are for use inside other composites.
 
 Cluster objects (what the brain reads):
     dns1123_labels, dns1035_labels, dns1123_subdomains   valid Kubernetes names
     services(family)              a Service whose cluster IP(s) include ``family`` ("IPv4", "IPv6")
-    endpoint_slices_for(svc, family)   0..2 slices feeding a Service's ports (duplicates across slices)
+    endpoints(family)             an endpoint: every combination of conditions (None included), nodes
+    draw_endpoint_slices(draw, svc, family)   0..2 slices for a Service (duplicates across slices)
     cluster_states(family)        0..15 Services with their slices, plus stray slices
     iptables_options(family)      IptablesOptions variations (mark bit, detectors, nodePortAddresses, ...)
     compile_inputs(kernel=False)  (state, family, options) in one draw; kernel=True leaves out SCTP
 
 Rulesets (what the parser reads):
-    rules(family, chains)         one Rule: core options, match modules, a target
+    rules(family, jump_targets)   one Rule: core options, match modules, a target
     rulesets(family)              tables of built-in and user chains filled with such rules
+
+Manifests (what a user writes):
+    longest_label, longest_subdomain          the longest valid names, every allowed character
+    service_manifest, endpoint_slice_manifest decoded-YAML dicts for parse_object
 
 All addresses are drawn from documentation/private ranges so nothing here names a real host.
 """
