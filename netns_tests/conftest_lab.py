@@ -53,7 +53,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for case, results in _CASES.items():
         tr.write_line(case.ljust(width) + "".join(results.get(c, "").ljust(10) for c in used))
     tr.write_line("")
-    tr.write_line("IPv4 and IPv6, TCP and UDP ran for real on both iptables backends (nft and legacy).")
+    ran = [b for b in BACKENDS if any(r.get(b) == "passed" for r in _CASES.values())]
+    if ran:
+        tr.write_line(f"IPv4 and IPv6, TCP and UDP ran for real on the {' and '.join(ran)} iptables "
+                      f"backend{'s' if len(ran) > 1 else ''}.")
     tr.write_line("SCTP and IPVS cannot run on this kernel (no SCTP, no IP_VS, no loadable modules): they are "
                   "covered by the static tracer only.")
     tr.write_line(f"lab tests took {_DURATION[0]:.1f} s (setup, calls and teardown).")

@@ -101,6 +101,12 @@ def test_chi_square_p_values():
         assert math.isclose(chi2_sf(x, 2), math.exp(-x / 2), rel_tol=1e-9)
     k = 4  # 4 degrees of freedom: Q = e^(-x/2) (1 + x/2)
     assert math.isclose(gammaincc(k / 2, 7.0 / 2), math.exp(-3.5) * 4.5, rel_tol=1e-12)
+    try:
+        from scipy.stats import chi2
+    except ImportError:  # the closed forms above are the check then
+        return
+    for x, dof in ((0.5, 1), (7.8, 3), (30.0, 5), (100.0, 3), (50.0, 40), (1e-3, 4)):
+        assert math.isclose(chi2_sf(x, dof), chi2.sf(x, dof), rel_tol=1e-9, abs_tol=1e-300)
 
 
 def test_compare_verdicts():

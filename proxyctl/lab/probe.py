@@ -28,6 +28,7 @@ import random
 import select
 import socket
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -350,14 +351,12 @@ def _canon(ip: str) -> str:
 
 def match_conntrack(results: Iterable[ProbeResult], entries: Iterable[ConntrackEntry], dst: str,
                     port: int) -> dict[int, ConntrackEntry]:
-    """Probe index → the conntrack entry its packets created (matched by the original tuple)."""
+    """Probe index → the conntrack entry its packets created (matched by the original tuple).
+
+    A probe whose source port another probe reused is left out: a new SYN on a tuple in TIME_WAIT
+    replaces the entry (with a fresh NAT decision), so the dump shows only the last one's."""
     by_tuple = {(e.protocol, e.orig_src, e.orig_sport, e.orig_dst, e.orig_dport): e for e in entries}
-    out = {}
     dst = _canon(dst)
-    for r in results:
-        if r.client is None:
-            continue
-        e = by_tuple.get((r.protocol, _canon(r.client[0]), r.client[1], dst, port))
-        if e is not None:
-            out[r.index] = e
-    return out
+    keys = {r.index: (r.protocol, _canon(r.client[0]), r.client[1], dst, port) for r in results if r.client}
+    uses = Counter(keys.values())
+    return {i: by_tuple[k] for i, k in keys.items() if uses[k] == 1 and k in by_tuple}
