@@ -232,3 +232,16 @@ def test_stop_returns_within_a_second_with_a_connection_open_and_frees_the_port(
     again = HealthzServer(f"127.0.0.1:{port}", health)
     again.start()
     again.stop()
+
+
+def test_a_request_body_is_read_and_the_connection_stays_usable(server, health):
+    health.updated("IPv4")
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        conn.request("POST", "/healthz", body=b"x" * 1000)
+        assert conn.getresponse().read().startswith(b'{"lastUpdated"')
+        conn.request("GET", "/livez")
+        response = conn.getresponse()
+        assert response.status == 200 and b'"healthy":true' in response.read()
+    finally:
+        conn.close()

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 from proxyctl.config.addresses import split_host_port
 from proxyctl.daemon.health import GO_ZERO_TIME, HealthReport, Instant, ProxyHealth
+from proxyctl.daemon.metrics import ProxyMetrics
 from proxyctl.errors import KernelError
 from proxyctl.node.netns import _enter_netns_in_this_thread, call_with_deadline
 
@@ -165,6 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.untrack(self.connection)
 
     def _serve(self) -> None:
+        self._discard_body()
         path = urlsplit(self.path).path or "/"
         try:
             response = self.server.app(self.command, path, self.headers)
@@ -179,6 +181,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
+
+    def _discard_body(self) -> None:
+        """Read a request body nobody wants, so the next request on the connection starts clean."""
+        length = self.headers.get("Content-Length", "0")
+        if not length.isdigit() or int(length) > 1 << 20:
+            self.close_connection = True
+        elif int(length):
+            self.rfile.read(int(length))
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve
 
@@ -292,10 +302,11 @@ def health_body(report: HealthReport, *, last_updated: Instant | None,
 class HealthzServer(BackgroundHTTPServer):
     """kube-proxy's healthz server: ``/healthz`` and ``/livez`` on healthzBindAddress.
 
-    ``metrics`` is a ``proxyctl.daemon.metrics.ProxyMetrics`` (or None: nothing counted).
+    ``metrics`` counts the answers (None: nothing counted).
     """
 
-    def __init__(self, address: str, health: ProxyHealth, *, metrics=None, netns: str | None = None):
+    def __init__(self, address: str, health: ProxyHealth, *, metrics: ProxyMetrics | None = None,
+                 netns: str | None = None):
         super().__init__(address, self.respond, field="healthzBindAddress", netns=netns)
         self.health = health
         self.metrics = metrics
