@@ -181,7 +181,8 @@ def test_a_port_in_use_names_the_address_the_field_and_the_fix(health):
     message = str(failure.value)
     assert address in message
     assert "healthzBindAddress" in message
-    assert "already in use" in message.lower() or "already listens" in message
+    assert "address already in use" in message.lower()
+    assert "another process already listens there" in message
     assert "set healthzBindAddress to a free port" in message
     assert failure.value.exit_code == 1
 

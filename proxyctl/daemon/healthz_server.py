@@ -136,10 +136,10 @@ def _bound_socket(family: int, addr: tuple, backlog: int, v6only: bool | None = 
 def _listen_error(e: OSError, address: str, field: str, netns: str | None) -> ListenError:
     where = f" in network namespace {netns}" if netns else ""
     if e.errno == errno.EADDRINUSE:
-        fix = (f"another process already listens on {address}{where} (an old kube-proxy or proxyctl?): "
+        fix = (f"another process already listens there (an old kube-proxy or proxyctl?): "
                f"stop it, or set {field} to a free port")
     elif e.errno == errno.EADDRNOTAVAIL:
-        fix = f"no interface{where} has that address: set {field} to an address of this node, or 0.0.0.0"
+        fix = f"no interface there has that address: set {field} to an address of this node, or 0.0.0.0"
     elif e.errno == errno.EACCES:
         fix = f"ports below 1024 need root or CAP_NET_BIND_SERVICE: run as root, or set {field} to a higher port"
     else:
