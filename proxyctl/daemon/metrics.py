@@ -23,8 +23,10 @@ Every mode also gets ``proxyctl_sync_duration_seconds{ip_family,sync="full"|"par
 sync histograms stop at 16.384 s, and an nft restore at scale takes minutes, so this one goes on
 to 1048.576 s.
 
-The output follows Go's: families sorted by name, no ``_created`` series, and no family without a
-sample (a labelled metric appears once it has a child, as in client_golang). The methods below are
+The exposition is written as client_golang writes it, so it matches kube-proxy's line for line but
+for the values: families sorted by name, children by label values, ``_sum`` before ``_count``,
+numbers in Go's spelling (``le="16.384"``, ``0``, ``1.048576e+06``), no ``_created`` series, and no
+family without a sample (a labelled metric appears once it has a child). The methods below are
 kube-proxy's call sites; the metric objects are public for anything else.
 """
 
