@@ -14,6 +14,7 @@ from proxyctl.brain.categorize import categorize
 from proxyctl.brain.serviceport import EndpointInfo, ServicePortName, ServicePortView
 from proxyctl.cluster.ipaddr import family_of, parse_cidr_sloppy, parse_ip_sloppy
 from proxyctl.cluster.objects import ClusterState, EndpointSlice, Service
+from proxyctl.rules.bulk import bulk_allocation
 
 EndpointIndex = dict[ServicePortName, dict[str, EndpointInfo]]
 NO_HINTS: frozenset[str] = frozenset()
@@ -21,6 +22,11 @@ NO_HINTS: frozenset[str] = frozenset()
 
 def build_views(state: ClusterState, family: str, node_name: str, zone: str = "") -> list[ServicePortView]:
     """One view per service port that has a cluster IP of ``family``, sorted by name."""
+    with bulk_allocation():
+        return _build_views(state, family, node_name, zone)
+
+
+def _build_views(state: ClusterState, family: str, node_name: str, zone: str) -> list[ServicePortView]:
     index = index_endpoints(state.endpoint_slices, family, node_name)
     views = []
     for svc in state.services:

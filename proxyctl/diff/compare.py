@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from proxyctl.diff.ownership import NODE_WIDE, Ownership, service_in_comment
+from proxyctl.rules.bulk import bulk_allocation
 from proxyctl.rules.iptables.canonical import canonical_rule
 from proxyctl.rules.iptables.model import BUILTIN_CHAINS, Chain, Rule, Ruleset
 from proxyctl.rules.iptables.save import save_rule_text
@@ -59,28 +60,40 @@ class DiffReport:
         return Counter(f.kind for f in self.findings)
 
 
-@dataclass
 class _Side:
-    """One side's chain as canonical lines (and counters, for the live side)."""
+    """One side's chain as canonical rules (compared as values; rendered only for a finding), and
+    the counters of the live side."""
 
-    lines: list[str]
-    rules: list[Rule]
-    counters: list[tuple[int, int] | None]
+    def __init__(self, chain: Chain | None, family: str, keep=None):
+        self.name = chain.name if chain is not None else ""
+        self.rules: list[Rule] = []
+        self.counters: list[tuple[int, int] | None] = []
+        if chain is None:
+            return
+        for r in chain.rules:
+            if keep is not None and not keep(r):
+                continue
+            self.rules.append(canonical_rule(r, family))
+            self.counters.append(r.counters)
+
+    @property
+    def lines(self) -> list[Rule]:
+        return self.rules
+
+    def text(self, i: int) -> str:
+        return save_rule_text(self.rules[i], self.name)
 
 
 def _side(chain: Chain | None, family: str) -> _Side:
-    if chain is None:
-        return _Side([], [], [])
-    rules, lines, counters = [], [], []
-    for r in chain.rules:
-        c = canonical_rule(r, family)
-        rules.append(c)
-        lines.append(save_rule_text(c, chain.name))
-        counters.append(r.counters)
-    return _Side(lines, rules, counters)
+    return _Side(chain, family)
 
 
 def compare(desired: Ruleset, live: Ruleset, own: Ownership, *, all_chains: bool = False) -> DiffReport:
+    with bulk_allocation():
+        return _compare(desired, live, own, all_chains)
+
+
+def _compare(desired: Ruleset, live: Ruleset, own: Ownership, all_chains: bool) -> DiffReport:
     fam = desired.family
     report = DiffReport()
     add = report.findings.append
@@ -115,19 +128,20 @@ def _service_of_rule(rule: Rule) -> str:
 
 
 def _jumps(add, fam, table, name, dc, lc, own) -> None:
-    def ours(c: Chain | None) -> _Side:
-        s = _side(c, fam)
-        keep = [i for i, r in enumerate(s.rules) if r.target and own.is_ours(r.target)]
-        return _Side([s.lines[i] for i in keep], [s.rules[i] for i in keep], [s.counters[i] for i in keep])
+    def ours(r: Rule) -> bool:
+        return bool(r.target) and own.is_ours(r.target)
 
-    d, lv = ours(dc), ours(lc)
-    dcount, lcount = Counter(d.lines), Counter(lv.lines)
-    for line in sorted((dcount - lcount).elements()):
-        add(Finding(fam, NODE_WIDE, "missing-jump", table, name, line))
-    for i, line in enumerate(lv.lines):
-        if lcount[line] > dcount.get(line, 0):
-            lcount[line] -= 1
-            add(Finding(fam, NODE_WIDE, "extra-jump", table, name, line, counters=lv.counters[i]))
+    d, lv = _Side(dc, fam, ours), _Side(lc, fam, ours)
+    dcount, lcount = Counter(d.rules), Counter(lv.rules)
+    missing = dcount - lcount
+    for i, r in enumerate(d.rules):
+        if missing.get(r, 0) > 0:
+            missing[r] -= 1
+            add(Finding(fam, NODE_WIDE, "missing-jump", table, name, d.text(i)))
+    for i, r in enumerate(lv.rules):
+        if lcount[r] > dcount.get(r, 0):
+            lcount[r] -= 1
+            add(Finding(fam, NODE_WIDE, "extra-jump", table, name, lv.text(i), counters=lv.counters[i]))
 
 
 def _only_live(add, fam, table, name, lc: Chain, own: Ownership) -> None:
@@ -151,53 +165,66 @@ def _missing_chain(add, fam, table, name, dc: Chain, own: Ownership) -> None:
 
 
 def _unordered(add, fam, table, name, d: _Side, lv: _Side) -> None:
-    dcount, lcount = Counter(d.lines), Counter(lv.lines)
-    missing = list((dcount - lcount).elements())
-    extra = []
-    seen: Counter = Counter()
-    for i, line in enumerate(lv.lines):
-        seen[line] += 1
-        if seen[line] > dcount.get(line, 0):
-            extra.append((line, lv.counters[i], lv.rules[i]))
-    by_service_missing: dict[str, list[str]] = defaultdict(list)
-    drules = {line: r for line, r in zip(d.lines, d.rules, strict=True)}
-    for line in missing:
-        by_service_missing[_service_of_rule(drules[line])].append(line)
-    for line, counters, rule in extra:
-        svc = _service_of_rule(rule)
+    if d.rules == lv.rules:
+        return
+    dcount, lcount = Counter(d.rules), Counter(lv.rules)
+    if dcount == lcount:
+        missing_idx: list[int] = []
+        extra_idx: list[int] = []
+    else:
+        left = dcount - lcount
+        missing_idx = []
+        for i, r in enumerate(d.rules):
+            if left.get(r, 0) > 0:
+                left[r] -= 1
+                missing_idx.append(i)
+        seen: Counter = Counter()
+        extra_idx = []
+        for i, r in enumerate(lv.rules):
+            seen[r] += 1
+            if seen[r] > dcount.get(r, 0):
+                extra_idx.append(i)
+    by_service_missing: dict[str, list[int]] = defaultdict(list)
+    for i in missing_idx:
+        by_service_missing[_service_of_rule(d.rules[i])].append(i)
+    for i in extra_idx:
+        svc = _service_of_rule(lv.rules[i])
         if by_service_missing.get(svc):  # the same Service lost one rule and has another: a change
-            add(Finding(fam, svc, "changed-rule", table, name, by_service_missing[svc].pop(0), line, counters))
+            add(Finding(fam, svc, "changed-rule", table, name, d.text(by_service_missing[svc].pop(0)), lv.text(i),
+                        lv.counters[i]))
         else:
-            add(Finding(fam, svc, "extra-rule", table, name, line, counters=counters))
-    for svc, lines in by_service_missing.items():
-        for line in lines:
-            add(Finding(fam, svc, "missing-rule", table, name, line))
-    tails = [i for i, line in enumerate(lv.lines) if LAST_RULE_MARK in line]
-    if tails and tails[0] < len(lv.lines) - len(tails):
+            add(Finding(fam, svc, "extra-rule", table, name, lv.text(i), counters=lv.counters[i]))
+    for svc, idxs in by_service_missing.items():
+        for i in idxs:
+            add(Finding(fam, svc, "missing-rule", table, name, d.text(i)))
+    tails = [i for i, r in enumerate(lv.rules) if LAST_RULE_MARK in (r.comment or "")]
+    if tails and tails[0] < len(lv.rules) - len(tails):
         add(Finding(fam, NODE_WIDE, "order", table, name,
                     "the nodeports rule is not the last rule of the chain: rules after it never match"))
 
 
 def _ordered(add, fam, table, name, d: _Side, lv: _Side, service: str) -> None:
-    if d.lines == lv.lines:
+    if d.rules == lv.rules:
         return
-    udiff = tuple(difflib.unified_diff(d.lines, lv.lines, f"{table}/{name} (should have)", f"{table}/{name} (has)",
+    dl = [d.text(i) for i in range(len(d.rules))]
+    ll = [lv.text(i) for i in range(len(lv.rules))]
+    udiff = tuple(difflib.unified_diff(dl, ll, f"{table}/{name} (should have)", f"{table}/{name} (has)",
                                        lineterm="", n=2))
-    sm = difflib.SequenceMatcher(a=d.lines, b=lv.lines, autojunk=False)
+    sm = difflib.SequenceMatcher(a=dl, b=ll, autojunk=False)
     first = True
     for op, a0, a1, b0, b1 in sm.get_opcodes():
         if op == "equal":
             continue
         pairs = min(a1 - a0, b1 - b0) if op == "replace" else 0
         for k in range(pairs):
-            add(Finding(fam, service, "changed-rule", table, name, d.lines[a0 + k], lv.lines[b0 + k],
+            add(Finding(fam, service, "changed-rule", table, name, dl[a0 + k], ll[b0 + k],
                         lv.counters[b0 + k], udiff if first else ()))
             first = False
         for k in range(a0 + pairs, a1):
-            add(Finding(fam, service, "missing-rule", table, name, d.lines[k], diff=udiff if first else ()))
+            add(Finding(fam, service, "missing-rule", table, name, dl[k], diff=udiff if first else ()))
             first = False
         for k in range(b0 + pairs, b1):
-            add(Finding(fam, service, "extra-rule", table, name, lv.lines[k], counters=lv.counters[k],
+            add(Finding(fam, service, "extra-rule", table, name, ll[k], counters=lv.counters[k],
                         diff=udiff if first else ()))
             first = False
 

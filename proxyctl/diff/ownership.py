@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from proxyctl.backends.iptables.names import KUBELET_FIREWALL, ChainNames, port_proto_hash
 from proxyctl.brain.serviceport import ServicePortView
@@ -36,7 +37,7 @@ class Ownership:
                 own.chain_service[names.sep(port_proto_hash(spn, v.protocol, ep.addr))] = spn
         return own
 
-    @property
+    @cached_property
     def top_level(self) -> frozenset[str]:
         n = self.names
         return frozenset({n.services, n.external_services, n.nodeports, n.postrouting, n.mark_masq, n.forward,

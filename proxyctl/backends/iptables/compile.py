@@ -18,6 +18,7 @@ from proxyctl.backends.iptables.options import (
     IptablesOptions,
 )
 from proxyctl.brain.serviceport import EndpointInfo, ServicePortView
+from proxyctl.rules.bulk import bulk_allocation
 from proxyctl.rules.iptables.model import Opt, Rule, Ruleset, Table
 
 M_COMMENT = Opt("-m", "comment")
@@ -64,6 +65,11 @@ def probability(n: int) -> str:
 
 def compile_ruleset(views: list[ServicePortView], opts: IptablesOptions) -> Ruleset:
     """The restore payload of a full sync, as a Ruleset with tables filter then nat."""
+    with bulk_allocation():
+        return _compile(views, opts)
+
+
+def _compile(views: list[ServicePortView], opts: IptablesOptions) -> Ruleset:
     rs = Ruleset(family=opts.family)
     flt, nat = rs.table("filter"), rs.table("nat")
     n = opts.names

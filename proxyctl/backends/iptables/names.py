@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 KUBELET_FIREWALL = "KUBE-FIREWALL"  # kubelet's chain; kube-proxy writes a duplicate of its rule
 
@@ -62,7 +63,7 @@ class ChainNames:
     def canary(self) -> str:
         return self.prefix + "PROXY-CANARY"
 
-    @property
+    @cached_property
     def service_prefixes(self) -> tuple[str, ...]:
         """Prefixes of the per-service chains: a chain with one of these is ours to delete."""
         return tuple(self.prefix + p for p in ("SVC-", "SVL-", "EXT-", "FW-", "SEP-"))

@@ -259,18 +259,19 @@ def _make_plan(rule: Rule, family: str) -> tuple:
         if o.flag in ("-m", "--match"):
             module = o.value or ""
         if o.value is not None and o.value.startswith(_SENTINEL) and o.value[1:].isdigit():
-            plan.append((int(o.value[1:]), o.flag, o.negated, _transform(module, o.flag, family)))
+            plan.append((int(o.value[1:]), o.flag, _transform(module, o.flag, family)))
         else:
             src = next((i for i, x in enumerate(rule.matches) if x.flag == o.flag and o.value is None), None)
-            plan.append((src, o.flag, o.negated, None) if src is not None and o.flag not in _STRUCTURAL
-                        else (None, o, None, None))
+            plan.append((src, o.flag, None) if src is not None and o.flag not in _STRUCTURAL else (None, o, None))
     return tuple(plan)
 
 
 def canonical_rule(rule: Rule, family: str = "IPv4") -> Rule:
     """The rule as the kernel keeps it (see the module docstring); counters are dropped."""
     matches = rule.matches
-    key = (tuple((o.flag, o.value if o.flag in _STRUCTURAL else None, o.negated) for o in matches), family)
+    # The shape: flags, with module loads and protocols whole (they decide the order); negations are
+    # copied from the input, so they are not part of it.
+    key = (tuple([o if o.flag in _STRUCTURAL else o.flag for o in matches]), family)
     plan = _PLANS.get(key)
     if plan is None:
         if any(o.value and _SENTINEL in o.value for o in matches):  # cannot be planned: take the long way
@@ -279,12 +280,12 @@ def canonical_rule(rule: Rule, family: str = "IPv4") -> Rule:
         if len(_PLANS) < 20_000:
             _PLANS[key] = plan
     out = []
-    for src, flag, negated, fn in plan:
+    for src, flag, fn in plan:
         if src is None:
             out.append(flag)  # a constant option
             continue
         o = matches[src]
         value = o.value if fn is None or o.value is None else fn(o.value)
-        out.append(o if (value == o.value and flag == o.flag and negated == o.negated) else Opt(flag, value, negated))
+        out.append(o if (value == o.value and flag == o.flag) else Opt(flag, value, o.negated))
     target, topts = _canonical_target(rule, family)
     return Rule(tuple(out), target, topts, rule.goto, None)

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from proxyctl.errors import RulesParseError
+from proxyctl.rules.bulk import bulk_allocation
 from proxyctl.rules.iptables.canonical import MODULE_OPTIONS, canonical_rule
 from proxyctl.rules.iptables.model import BUILTIN_CHAINS, Chain, Opt, Rule, Ruleset
 
@@ -170,6 +171,11 @@ def parse_rules(text: str, *, source: str = "", family: str | None = None) -> Pa
 
     The family is taken from the addresses when not given (any ``:`` address means IPv6).
     """
+    with bulk_allocation():
+        return _parse_rules(text, source=source, family=family)
+
+
+def _parse_rules(text: str, *, source: str = "", family: str | None = None) -> ParsedRules:
     rs = Ruleset(family=family or "IPv4")
     parsed = ParsedRules(rs, text=text)
     table = None

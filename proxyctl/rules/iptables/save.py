@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from proxyctl.rules.bulk import bulk_allocation
 from proxyctl.rules.iptables.canonical import canonical_rule
 from proxyctl.rules.iptables.model import BUILTIN_CHAINS, QUOTED_FLAGS, Chain, Opt, Rule, Ruleset, Table
 
@@ -61,6 +62,11 @@ def save_table_lines(table: Table, family: str, *, counters: bool = False) -> It
 
 
 def render_save(ruleset: Ruleset, *, counters: bool = False) -> str:
+    with bulk_allocation():
+        return _render_save(ruleset, counters)
+
+
+def _render_save(ruleset: Ruleset, counters: bool) -> str:
     lines: list[str] = []
     for t in ruleset.tables.values():
         lines.extend(save_table_lines(t, ruleset.family, counters=counters))
