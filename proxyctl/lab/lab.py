@@ -31,6 +31,7 @@ from proxyctl.lab.topology import Node, Topology, from_cluster, topology_from_di
 from proxyctl.node.discover import discover_node_facts
 
 DEFAULT_PREFIX = "pxlab-"
+LOCK_WAIT = 60  # seconds
 KUBELET_HINT = "*mangle\n:KUBE-IPTABLES-HINT - [0:0]\nCOMMIT\n"
 FAMILIES = ("IPv4", "IPv6")
 
@@ -153,7 +154,8 @@ class Lab:
         return self.namespaces[ROUTER]
 
     def iptables(self, node: str) -> ShellIptables:
-        return ShellIptables(self.backend, netns=self.netns(node), timeout=60.0)
+        # the legacy backend's xtables lock is one for the whole machine: wait for it generously
+        return ShellIptables(self.backend, netns=self.netns(node), timeout=60.0, lock_wait=LOCK_WAIT)
 
     # -- what a kubelet and kube-proxy do --------------------------------------------------------------
     def play_kubelet(self, node: Node) -> None:
