@@ -51,7 +51,7 @@ class Schedule:
             due.append((self.last_finish + self.sync_period, "canary"))
         if not due:
             return "wait", float("inf")
-        when, what = min(due)
+        when, what = min(due, key=lambda d: (d[0], d[1] == "canary"))  # a due sync goes before a check
         if when > now:
             return "wait", when - now
         if what == "canary":
