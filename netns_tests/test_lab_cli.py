@@ -68,6 +68,14 @@ def test_lab_up_curl_trace_live_and_down_all(backend):
         assert {c["pod"] for c in report["categories"]} == {"web-0", "web-1", "web-2"}
         assert all(p["conntrackDNAT"] == p["destination"] for p in report["probeResults"])
 
+        # the same through two namespaces named by hand (no lab needed)
+        namespaces = registry.read(name).namespaces
+        by_hand = run_cli("trace", "--live", "10.96.0.10:80", "--client-netns", namespaces["client-node-a"],
+                          "--node-netns", namespaces["node-a"], "-n", "30", "-o", "json")
+        report = json.loads(by_hand.stdout)
+        assert report["agrees"] is True and report["live"]["clientIP"] == "10.244.1.254", report["disagreements"]
+        assert report["live"]["backend"] == backend, "detected as kube-proxy's wrapper does"
+
         # a pod whose server is gone: the kernel still sends it a third of the connections, the
         # prediction says it answers; the pod refuses them: a disagreement, printed, exit 3
         record = registry.read(name)

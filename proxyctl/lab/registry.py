@@ -146,7 +146,8 @@ def marker_of(netns: str) -> str | None:
     except (OSError, ValueError):
         return None
     prefix = f"{MARKER} "
-    return alias[len(prefix):] if alias.startswith(prefix) else None
+    lab = alias[len(prefix):] if alias.startswith(prefix) else ""
+    return lab if LAB_NAME.match(lab) else None
 
 
 def marked_namespaces() -> dict[str, str]:
