@@ -44,7 +44,9 @@ from urllib.parse import parse_qsl, urlsplit
 from tests.apiserver.selectors import SelectorError, parse_field_selector, parse_label_selector
 from tests.apiserver.state import BY_KIND, RESOURCES, ApiError, Change, ClusterStore, TooOld
 
-VERSION = {"major": "1", "minor": "36", "gitVersion": "v1.36.0-proxyctl-test", "platform": "linux/amd64"}
+VERSION = {"major": "1", "minor": "36", "gitVersion": "v1.36.0-proxyctl-test", "gitCommit": "0" * 40,
+           "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.25.0",
+           "compiler": "gc", "platform": "linux/amd64"}
 GARBAGE = b"\x00\x9f<html>not json {\"kind\": \xff\n"
 HANG_LIMIT = 60.0  # seconds a hung request is held at most
 
@@ -298,7 +300,7 @@ class ApiServer:
             self.requests.append(request)
         self._run_hooks("request", request)
 
-        if parts.path == "/version" and h.command == "GET":
+        if parts.path in ("/version", "/version/") and h.command == "GET":
             return _send_json(h, 200, VERSION)
         if m is None or plural is None or RESOURCES[plural].prefix != m["prefix"]:
             return _send_status(h, 404, "NotFound", f"the server could not find the requested resource ({parts.path})")
@@ -412,14 +414,19 @@ class ApiServer:
         bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
         with self._lock:
             stream = _Stream(request, self._generation)
-            self._streams.append(stream)
+        subscription = None
         try:
             _start_stream(h)
-            if rv is None:  # "start at the most recent": the current objects first
-                items, rv = self.store.list(plural)
-                for obj in items:
-                    if match(obj):
-                        self._send_event(h, stream, "ADDED", obj)
+            try:
+                items, subscription = self.store.subscribe(plural, rv)
+            except TooOld as e:
+                self._send_event(h, stream, "ERROR", _status(e.code, e.reason, e.message))
+                return _end_stream(h)
+            with self._lock:  # open from now on: it will see every later change
+                self._streams.append(stream)
+            for obj in items:  # no resourceVersion: "start at the most recent", current objects first
+                if match(obj):
+                    self._send_event(h, stream, "ADDED", obj)
             deadline = time.monotonic() + timeout
             next_bookmark = time.monotonic() + self.bookmark_interval
             while True:
@@ -429,11 +436,7 @@ class ApiServer:
                     return
                 if stream.end == "clean":
                     break
-                try:
-                    changes, rv = self.store.changes_after(rv)
-                except TooOld as e:
-                    self._send_event(h, stream, "ERROR", _status(e.code, e.reason, e.message))
-                    break
+                changes, rv = self.store.drain(subscription)
                 for change in changes:
                     event = _filtered(change, plural, match)
                     if event is not None:
@@ -448,14 +451,17 @@ class ApiServer:
                 if now >= deadline:
                     break
                 with self.store.cond:
-                    if self.store.rv == rv and not stream.end and not stream.bookmark_now:
+                    if not subscription.queue and not stream.end and not stream.bookmark_now:
                         self.store.cond.wait(min(0.05, max(0.0, deadline - now)))
             _end_stream(h)
         except OSError:  # the client went away, or we cut the connection
             h.close_connection = True
         finally:
+            if subscription is not None:
+                self.store.unsubscribe(subscription)
             with self._lock:
-                self._streams.remove(stream)
+                if stream in self._streams:
+                    self._streams.remove(stream)
 
     def _send_event(self, h: _Handler, stream: _Stream, type_: str, obj: dict) -> None:
         _send_chunk(h, _event(type_, obj))

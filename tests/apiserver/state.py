@@ -2,8 +2,9 @@
 
 As with etcd behind a real API server, the resourceVersion is global (every change to any
 kind takes the next number) and never goes back. The history holds the last ``history_limit``
-changes; a watch can resume from resourceVersion ``X`` only while every change after ``X`` is
-still in it (``X >= oldest``), else it gets 410 Gone.
+changes; a watch can start from resourceVersion ``X`` only while every change after ``X`` is
+still in it (``X >= oldest``), else it gets 410 Gone. Once started, a watch has its own queue
+and misses nothing, however fast the history turns over.
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ class TooOld(ApiError):
         super().__init__(410, "Expired", f"too old resource version: {rv} ({oldest})")
 
 
+class Subscription:
+    """One watch's queue of changes: a live watch never falls out of the history, as with the
+    API server's per-watcher buffers."""
+
+    def __init__(self) -> None:
+        self.queue: deque[Change] = deque()
+
+
 class ClusterStore:
     def __init__(self, history_limit: int = 1000):
         self.cond = threading.Condition()
@@ -68,6 +77,7 @@ class ClusterStore:
         self.history: deque[Change] = deque()
         self.history_limit = history_limit
         self.objects: dict[str, dict[tuple[str, str], dict]] = {plural: {} for plural in RESOURCES}
+        self.subscriptions: list[Subscription] = []
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -129,7 +139,10 @@ class ClusterStore:
             del self.objects[plural][key]
         else:
             self.objects[plural][key] = obj
-        self.history.append(Change(self.rv, plural, type_, obj, old))
+        change = Change(self.rv, plural, type_, obj, old)
+        self.history.append(change)
+        for subscription in self.subscriptions:
+            subscription.queue.append(change)
         while len(self.history) > self.history_limit:
             self.oldest = self.history.popleft().rv
         self.cond.notify_all()
@@ -156,9 +169,29 @@ class ClusterStore:
                      if namespace is None or key[0] == namespace]
             return items, self.rv
 
-    def changes_after(self, rv: int) -> tuple[list[Change], int]:
-        """Every change with a resourceVersion above ``rv``, and the resourceVersion they reach."""
+    def subscribe(self, plural: str, rv: int | None) -> tuple[list[dict], Subscription]:
+        """Start a watch after ``rv`` (its missed changes queued at once; TooOld if they are not all
+        in the history), or, for None, now: then with the current objects of ``plural``."""
         with self.cond:
-            if rv < self.oldest:
-                raise TooOld(rv, self.oldest)
-            return [c for c in self.history if c.rv > rv], self.rv
+            subscription = Subscription()
+            if rv is None:
+                items = self.list(plural)[0]
+            else:
+                if rv < self.oldest:
+                    raise TooOld(rv, self.oldest)
+                items = []
+                subscription.queue.extend(c for c in self.history if c.rv > rv)
+            self.subscriptions.append(subscription)
+            return items, subscription
+
+    def drain(self, subscription: Subscription) -> tuple[list[Change], int]:
+        """The changes queued for ``subscription``, and the resourceVersion they bring it to."""
+        with self.cond:
+            changes = list(subscription.queue)
+            subscription.queue.clear()
+            return changes, self.rv
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with self.cond:
+            if subscription in self.subscriptions:
+                self.subscriptions.remove(subscription)
