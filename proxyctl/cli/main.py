@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "proxyctl.cli.config_cmd",
     "proxyctl.cli.trace_cmd",
     "proxyctl.cli.diff_cmd",
+    "proxyctl.cli.run_cmd",
     "proxyctl.cli.apply_cmd",
     "proxyctl.cli.cleanup_cmd",
     "proxyctl.cli.lab_cmd",

@@ -1,0 +1,136 @@
+"""``proxyctl run`` for real: the official client against the test API server, rules in a namespace.
+
+The API server listens on 127.0.0.1 in the test's own namespace (the daemon's client runs there);
+everything the daemon programs goes into the test namespace named with --netns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from proxyctl.cli.main import main
+from tests.apiserver.server import ApiServer
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "examples" / "demo"
+
+
+def demo_objects() -> list[dict]:
+    docs = [d for d in yaml.safe_load_all((DEMO / "cluster.yaml").read_text()) if d]
+    return [d for d in docs if d["kind"] in ("Service", "EndpointSlice")] + [
+        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "anchor-node", "labels": {}},
+         "status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.10"}]}}]
+
+
+@pytest.fixture
+def apiserver(tmp_path):
+    server = ApiServer(bookmark_interval=0.5).start()
+    for obj in demo_objects():
+        server.create(obj)
+    kubeconfig = server.write_kubeconfig(str(tmp_path / "kubeconfig"))
+    yield server, kubeconfig
+    server.stop()
+
+
+def config_file(tmp_path: Path, *, min_sync: str = "1s", sync: str = "30s") -> Path:
+    p = tmp_path / "kp.yaml"
+    p.write_text("apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: iptables\n"
+                 "hostnameOverride: anchor-node\nclusterCIDR: 10.244.0.0/16\n"
+                 "healthzBindAddress: 127.0.0.1:10256\nmetricsBindAddress: 127.0.0.1:10249\n"
+                 f"iptables: {{minSyncPeriod: {min_sync}, syncPeriod: {sync}}}\n"
+                 "conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}\n")
+    return p
+
+
+def node_ns(netns: str) -> None:
+    subprocess.run(["ip", "netns", "exec", netns, "ip", "link", "set", "lo", "up"], check=True)
+    subprocess.run(["ip", "netns", "exec", netns, "ip", "link", "add", "anchor0", "type", "veth", "peer", "name",
+                    "anchor1"], check=True)
+    subprocess.run(["ip", "netns", "exec", netns, "ip", "addr", "add", "192.0.2.10/24", "dev", "anchor0"], check=True)
+    for link in ("anchor0", "anchor1"):
+        subprocess.run(["ip", "netns", "exec", netns, "ip", "link", "set", link, "up"], check=True)
+
+
+def diff_exit(capsys, netns: str, manifests: Path) -> int:
+    code = main(["diff", "-f", str(manifests), "--config", str(DEMO / "kube-proxy-config.yaml"),
+                 "--node-facts", str(DEMO / "node.yaml"), "--netns", netns, "--no-conntrack"])
+    out, err = capsys.readouterr()
+    print(out, err)  # shown when the test fails
+    return code
+
+
+def test_once_syncs_what_compile_says(capsys, netns, apiserver, tmp_path):
+    server, kubeconfig = apiserver
+    node_ns(netns)
+    r = subprocess.run([sys.executable, "-m", "proxyctl", "run", "--once", "--config", str(config_file(tmp_path)),
+                        "--kubeconfig", kubeconfig, "--netns", netns, "--iptables-backend", "nft"],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert "synced" not in r.stdout
+    objs = tmp_path / "objects.yaml"
+    objs.write_text(yaml.safe_dump_all(demo_objects()))
+    assert diff_exit(capsys, netns, objs) == 0
+
+
+def _save(netns: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", netns, "iptables-nft-save", "-t", "nat"], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def _healthz(netns: str) -> tuple[int, dict]:
+    code = ("import json,urllib.request,urllib.error\n"
+            "try:\n r=urllib.request.urlopen('http://127.0.0.1:10256/healthz',timeout=5); print(r.status); "
+            "print(r.read().decode())\n"
+            "except urllib.error.HTTPError as e:\n print(e.code); print(e.read().decode())\n")
+    out = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30).stdout.splitlines()
+    return int(out[0]), json.loads(out[1])
+
+
+def test_daemon_follows_changes_within_min_sync_period(netns, apiserver, tmp_path):
+    server, kubeconfig = apiserver
+    node_ns(netns)
+    proc = subprocess.Popen([sys.executable, "-m", "proxyctl", "run", "--config", str(config_file(tmp_path)),
+                             "--kubeconfig", kubeconfig, "--netns", netns, "--iptables-backend", "nft"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "demo/web:http cluster IP" not in _save(netns):
+            assert time.monotonic() < deadline and proc.poll() is None, "the first sync never happened"
+            time.sleep(0.2)
+        status, body = _healthz(netns)
+        assert status == 200 and body["healthy"] is True and body["nodeEligible"] is True
+
+        sl = server.get("EndpointSlice", "web-1", "demo")
+        sl["endpoints"].append({"addresses": ["10.244.9.99"], "conditions": {"ready": True},
+                                "nodeName": "other-node"})
+        server.update(sl)
+        changed = time.monotonic()
+        while "10.244.9.99:8080" not in _save(netns):
+            assert time.monotonic() - changed < 1.0 + 1.0 + 2.0, "change not programmed within minSyncPeriod + 1 s"
+            time.sleep(0.05)
+
+        server.delete("Service", "no-endpoints", "demo")
+        changed = time.monotonic()
+        while "demo/no-endpoints" in subprocess.run(["ip", "netns", "exec", netns, "iptables-nft-save"],
+                                                    capture_output=True, text=True).stdout:
+            assert time.monotonic() - changed < 4.0
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+    assert proc.returncode == 0, out
+    assert "10.244.9.99:8080" in _save(netns)  # rules stay in place after SIGTERM
