@@ -55,6 +55,7 @@ class Vantage:
     in_interface: str | None  # where the packet enters the node; None when the node itself sends
     backend: Backend | None = None  # None: detected on the node as kube-proxy's wrapper does
     pod_names: dict[str, str] = field(default_factory=dict)  # pod IP → name, for display
+    note: str = ""  # something the user should know about this pair (a path the lab does not route)
 
 
 def lab_vantage(lab: Lab, sender: str, dst: str) -> Vantage:
@@ -79,8 +80,13 @@ def lab_vantage(lab: Lab, sender: str, dst: str) -> Vantage:
         assert isinstance(who, Host)
         node = dst_node or topo.routed_to(dst) or topo.entry_node
         iface = UPLINK
+    note = ""
+    if isinstance(who, Host) and dst_node is None and topo.routed_to(dst) is None:
+        note = (f"{dst} is neither a node address nor a LoadBalancer or external IP: the lab's router does not "
+                f"route it to {node.name}, so {sender}'s probes cannot get there (as outside a real cluster)")
     names = {ip: p.name for p in topo.pods for ip in p.ips}
-    return Vantage(sender, lab.netns(sender), client_ip, node.name, lab.netns(node.name), iface, lab.backend, names)
+    return Vantage(sender, lab.netns(sender), client_ip, node.name, lab.netns(node.name), iface, lab.backend, names,
+                   note)
 
 
 def netns_vantage(client_netns: str, node_netns: str, dst: str) -> Vantage:
@@ -193,7 +199,7 @@ def live_trace(vantage: Vantage, dst: str, port: int, protocol: str = "tcp", cou
     first = predictor.trace(dst, port, protocol)
     probes = run_probes(vantage.client_netns, dst, port, protocol, count, timeout=timeout, workers=workers,
                         kind=kind, source=vantage.client_ip)
-    warnings: list[str] = list(first.warnings)
+    warnings: list[str] = list(first.warnings) + ([vantage.note] if vantage.note else [])
     try:
         entries = conntrack_entries(vantage.node_netns, family)
     except Exception as e:  # a report without conntrack is still a report
