@@ -376,3 +376,28 @@ def test_stop_while_a_request_hangs(h):
 def _settings(**changes):
     from dataclasses import replace
     return replace(FAST, **changes)
+
+
+def test_a_relist_parses_only_what_changed(h, monkeypatch):
+    import proxyctl.cluster.watch as watch_module
+
+    parsed: list[str] = []
+    real_parse = watch_module.parse_object
+
+    def counting_parse(obj, **kwargs):
+        parsed.append(obj["metadata"]["name"])
+        return real_parse(obj, **kwargs)
+
+    monkeypatch.setattr(watch_module, "parse_object", counting_parse)
+    populate(h.server)
+    watch, _ = h.watch()
+    assert watch.wait_synced(5)
+    eventually(lambda: h.server.open_watches() == 3)
+    h.server.stop()
+    h.server.update(o.service("ns1", "svc1", "172.30.0.11", port=81))
+    h.server.store.forget_history()
+    parsed.clear()
+    h.server.start()
+    eventually(lambda: watch.stats()[SERVICE].relists_on_gone == 1 and watch.snapshot().services[1].ports[0].port == 81)
+    eventually(lambda: watch.stats()["EndpointSlice"].relists_on_gone == 1 and watch.stats()[NODE].relists_on_gone == 1)
+    assert parsed == ["svc1"]

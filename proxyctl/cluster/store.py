@@ -59,6 +59,11 @@ class ObjectStore:
                 self._snapshot = None
         return events
 
+    def entries(self, kind: str) -> dict[str, tuple[str, Obj]]:
+        """A copy of what is held for ``kind``: key -> (resourceVersion, object)."""
+        with self._lock:
+            return dict(self._objects[kind])
+
     def get(self, kind: str, key: str) -> Obj | None:
         with self._lock:
             held = self._objects[kind].get(key)

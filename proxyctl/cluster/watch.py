@@ -213,12 +213,16 @@ class _Feed:
         self.kind = kind
 
     def replace(self, items: list[dict], resource_version: str) -> None:
+        held = self.watch._store.entries(self.kind)
         entries = {}
         for item in items:
-            key = _key(self.kind, item)
+            key, rv = _key(self.kind, item), _resource_version(item)
+            if key in held and held[key][0] == rv:  # unchanged since we last saw it: no need to parse again
+                entries[key] = held[key]
+                continue
             parsed = self.watch._parse(self.kind, key, item)
             if parsed is not None:
-                entries[key] = (_resource_version(item), parsed)
+                entries[key] = (rv, parsed)
         at = self.watch._clock()
         self.watch._deliver(lambda: self.watch._store.replace(self.kind, entries, at=at))
 
