@@ -25,16 +25,18 @@ def effective_mode(inputs: Inputs, mode: str | None) -> str:
     return chosen
 
 
-def compile_iptables(inputs: Inputs, family: str, *, prefix: str = "KUBE-") -> Ruleset:
+def compile_iptables(inputs: Inputs, family: str, *, prefix: str | None = None) -> Ruleset:
     """The restore payload of kube-proxy's first full sync for ``family``."""
+    prefix = prefix or inputs.chain_prefix
     zone = inputs.node.zone if inputs.node else ""
     views = build_views(inputs.state, family, inputs.facts.name, zone)
     opts = options_for(inputs.config, inputs.facts, family, inputs.node, prefix=prefix)
     return compile_ruleset(views, opts)
 
 
-def node_tables(inputs: Inputs, family: str, *, prefix: str = "KUBE-") -> Ruleset:
+def node_tables(inputs: Inputs, family: str, *, prefix: str | None = None) -> Ruleset:
     """What iptables-save shows on an empty node after that sync (jumps and canaries included)."""
+    prefix = prefix or inputs.chain_prefix
     from proxyctl.backends.iptables.names import ChainNames
 
     return after_first_sync(compile_iptables(inputs, family, prefix=prefix), ChainNames(prefix))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from proxyctl.backends.iptables.names import prefix_for
 from proxyctl.cluster.manifests import load_manifests
 from proxyctl.cluster.objects import ClusterState, Node
 from proxyctl.cluster.selection import select_for_proxy
@@ -26,6 +27,7 @@ class Inputs:
     node: Node | None = None
     warnings: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = field(default=())
+    chain_prefix: str = "KUBE-"  # PXCTL- when serving a service proxy name beside kube-proxy
 
 
 def gather(manifests: Sequence[str], *, config_path: str | None = None, node_facts_path: str | None = None,
@@ -47,7 +49,8 @@ def gather(manifests: Sequence[str], *, config_path: str | None = None, node_fac
         facts_file=facts_file, node_object=node, discover=discover)
     if node is None:
         node = _node_named(state, facts.name)
-    return Inputs(config, state, facts, node, tuple(warnings), tuple(loaded.problems))
+    return Inputs(config, state, facts, node, tuple(warnings), tuple(loaded.problems),
+                  prefix_for(service_proxy_name))
 
 
 def _node_named(state: ClusterState, name: str) -> Node | None:

@@ -42,7 +42,7 @@ def diff_node(*, manifests, config_path, node_facts_path, strict, hostname_overr
     effective_mode(inputs, None)
     warnings = list(inputs.warnings) + [f"skipped: {p}" for p in inputs.problems]
     families = (family,) if family else FAMILIES
-    prefix = "KUBE-"
+    prefix = inputs.chain_prefix
     names = ChainNames(prefix)
 
     if live_rules:

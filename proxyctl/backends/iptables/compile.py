@@ -78,7 +78,7 @@ def _compile(views: list[ServicePortView], opts: IptablesOptions) -> Ruleset:
     for attr in NAT_TOP_CHAINS:
         nat.chain(getattr(n, attr))
     _postrouting(nat, opts)
-    if not opts.ipv6 and opts.localhost_node_ports:
+    if not opts.ipv6 and opts.localhost_node_ports and opts.names.stands_in_for_kube_proxy:
         _kubelet_firewall(flt)
     large = sum(len(v.endpoints) for v in views) > opts.large_cluster_threshold
     for view in views:

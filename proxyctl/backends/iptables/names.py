@@ -11,6 +11,15 @@ from dataclasses import dataclass
 from functools import cached_property
 
 KUBELET_FIREWALL = "KUBE-FIREWALL"  # kubelet's chain; kube-proxy writes a duplicate of its rule
+KUBE_PREFIX = "KUBE-"
+# Our own prefix when we serve only Services labelled service.kubernetes.io/service-proxy-name:
+# kube-proxy redeclares (flushes) KUBE-SERVICES on every sync and deletes every KUBE-SVC-/SEP-/...
+# chain it does not own, so beside it we must not use its names.
+PROXYCTL_PREFIX = "PXCTL-"
+
+
+def prefix_for(service_proxy_name: str | None) -> str:
+    return PROXYCTL_PREFIX if service_proxy_name else KUBE_PREFIX
 
 _B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _PAIRS = [a + b for a in _B32 for b in _B32]  # 10 bits → two base32 digits
@@ -29,7 +38,12 @@ def port_proto_hash(spn: str, protocol: str, endpoint: str = "") -> str:
 class ChainNames:
     """Every chain name proxyctl writes, under one prefix (``KUBE-`` to stand in for kube-proxy)."""
 
-    prefix: str = "KUBE-"
+    prefix: str = KUBE_PREFIX
+
+    @property
+    def stands_in_for_kube_proxy(self) -> bool:
+        """Under kube-proxy's own names we also write its duplicate of kubelet's KUBE-FIREWALL."""
+        return self.prefix == KUBE_PREFIX
 
     @property
     def services(self) -> str:

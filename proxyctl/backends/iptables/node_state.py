@@ -48,10 +48,11 @@ def jump_rules(names: ChainNames = KUBE_NAMES) -> list[JumpRule]:
         _jump("nat", "OUTPUT", n.services, portals),
         _jump("nat", "PREROUTING", n.services, portals),
         _jump("nat", "POSTROUTING", n.postrouting, "kubernetes postrouting rules"),
+    ] + ([
         # Duplicates of kubelet's jumps; kube-proxy creates them but never deletes them.
         _jump("filter", "INPUT", KUBELET_FIREWALL, ""),
         _jump("filter", "OUTPUT", KUBELET_FIREWALL, ""),
-    ]
+    ] if names.stands_in_for_kube_proxy else [])
 
 
 def after_first_sync(payload: Ruleset, names: ChainNames = KUBE_NAMES) -> Ruleset:
