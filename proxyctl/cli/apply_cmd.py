@@ -13,6 +13,7 @@ from proxyctl.dataplane.apply import apply_full_sync
 from proxyctl.dataplane.backend_detect import detect_backend
 from proxyctl.dataplane.iptables import DEFAULT_TIMEOUT, LOCK_WAIT_SECONDS, Backend, ShellIptables
 from proxyctl.dataplane.nfacct import NfacctState, ensure_counters
+from proxyctl.dataplane.nft_fast import FastNftIptables
 from proxyctl.dataplane.sync import SyncResult
 from proxyctl.inputs import Inputs, gather
 from proxyctl.node.discover import discover_node_facts
@@ -68,8 +69,8 @@ def command(manifests, config_path, node_facts_path, strict, hostname_override, 
     click.echo(f"iptables backend: {backend.value} ({why})")
     nfacct = ensure_counters(netns=netns, timeout=min(timeout, 10.0))
     click.echo(_describe_nfacct(nfacct))
-    apply_full_sync(inputs, ShellIptables(backend, netns=netns, timeout=timeout, lock_wait=lock_wait), nfacct,
-                    on_synced=lambda r: click.echo(describe_sync(r)))
+    ipt = FastNftIptables(ShellIptables(backend, netns=netns, timeout=timeout, lock_wait=lock_wait))
+    apply_full_sync(inputs, ipt, nfacct, prefix=inputs.chain_prefix, on_synced=lambda r: click.echo(describe_sync(r)))
 
 
 def _gather(manifests, config_path, node_facts_path, strict, hostname_override, node_ips, service_proxy_name,

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from proxyctl.backends.iptables.names import prefix_for
 from proxyctl.daemon.conntrack_reconciler import reconcile
 from proxyctl.daemon.proxier import IptablesProxier, SyncStats
 from proxyctl.daemon.runner import Schedule, SyncRunner
@@ -117,7 +118,8 @@ def run(opts: RunOptions) -> int:
         metrics.restore_failed(family, partial=partial)
 
     proxier = IptablesProxier(config=config, facts=facts, ipt=ipt, families=families, snapshot=watch.snapshot,
-                              node=watch.node, on_synced=synced, on_failed=failed)
+                              node=watch.node, prefix=prefix_for(opts.service_proxy_name), on_synced=synced,
+                              on_failed=failed)
     runner = SyncRunner(proxier.sync, proxier.canary_ok, Schedule(config.min_sync_period, config.sync_period))
     runner_box["runner"] = runner
 
@@ -129,9 +131,9 @@ def run(opts: RunOptions) -> int:
         health.sync_node(watch.node())
         if opts.once:
             return 0 if proxier.sync(full=True) else 1
-        servers = [HealthzServer(config.healthz_bind_address, health, metrics=metrics, netns=opts.netns),
-                   MetricsServer(config.metrics_bind_address, metrics=metrics, mode=mode, config=config,
-                                 netns=opts.netns)]
+        healthz, metrics_at = serving_addresses(config, opts.service_proxy_name)
+        servers = [HealthzServer(healthz, health, metrics=metrics, netns=opts.netns),
+                   MetricsServer(metrics_at, metrics=metrics, mode=mode, config=config, netns=opts.netns)]
         for s in servers:
             s.start()
         runner.start()
@@ -143,6 +145,21 @@ def run(opts: RunOptions) -> int:
         return 0
     finally:
         watch.stop()
+
+
+BESIDE_KUBE_PROXY_PORTS = {"10256": "10356", "10249": "10349"}  # kube-proxy's healthz and metrics ports + 100
+
+
+def serving_addresses(config, service_proxy_name: str | None) -> tuple[str, str]:
+    """healthz and metrics addresses; beside kube-proxy (a service proxy name) its default ports are
+    taken, so ours move up by 100 unless the configuration names other ports."""
+    out = []
+    for address in (config.healthz_bind_address, config.metrics_bind_address):
+        host, _, port = address.rpartition(":")
+        if service_proxy_name and port in BESIDE_KUBE_PROXY_PORTS:
+            address = f"{host}:{BESIDE_KUBE_PROXY_PORTS[port]}"
+        out.append(address)
+    return out[0], out[1]
 
 
 def _cleanup_other_modes(mode: str, netns: str | None) -> None:
