@@ -74,3 +74,23 @@ def test_any_change_lands_exactly_on_the_new_rules(data):
     got = replay(old, new)
     # chains of deleted services are gone, everything else is the new payload
     assert got == expected.save("IPv4")
+
+
+def test_cached_compile_equals_a_fresh_one_and_shares_unchanged_chains():
+    from proxyctl.backends.iptables.fragments import FragmentCache
+    from proxyctl.brain.build import ViewCache, build_views
+    from proxyctl.cluster.objects import ClusterState
+
+    svcs, slices = cluster(30, {i: [f"10.1.{i}.1", f"10.1.{i}.2"] for i in range(30)})
+    vc, fc = ViewCache(), FragmentCache()
+    state = ClusterState(tuple(svcs), tuple(slices))
+    first = compile_ruleset(build_views(state, "IPv4", "test-node", cache=vc), options(), cache=fc)
+    assert render_restore(first) == render_restore(payload(svcs, slices))
+    slices2 = list(slices)
+    slices2[4] = make_slice("ns", "s4", [make_endpoint("10.1.4.1", "test-node"), make_endpoint("10.1.4.9", "n2")])
+    state2 = ClusterState(tuple(svcs), tuple(slices2))
+    second = compile_ruleset(build_views(state2, "IPv4", "test-node", cache=vc), options(), cache=fc)
+    assert render_restore(second) == render_restore(payload(svcs, slices2))
+    shared = [n for n, c in second.tables["nat"].chains.items() if c is first.tables["nat"].chains.get(n)]
+    assert len(shared) > 50 and not any(n in shared for n in ("KUBE-SERVICES", "KUBE-NODEPORTS"))
+    assert fc.misses == 30 + 1  # every port once, then only the changed one

@@ -20,16 +20,23 @@ EndpointIndex = dict[ServicePortName, dict[str, EndpointInfo]]
 NO_HINTS: frozenset[str] = frozenset()
 
 
-def build_views(state: ClusterState, family: str, node_name: str, zone: str = "") -> list[ServicePortView]:
-    """One view per service port that has a cluster IP of ``family``, sorted by name."""
+def build_views(state: ClusterState, family: str, node_name: str, zone: str = "",
+                cache: ViewCache | None = None) -> list[ServicePortView]:
+    """One view per service port that has a cluster IP of ``family``, sorted by name.
+
+    With a ``cache`` (the daemon keeps one), a Service whose object and EndpointSlices are the
+    same objects as last time keeps its views (the same objects, so later steps can tell).
+    """
     with bulk_allocation():
-        return _build_views(state, family, node_name, zone)
+        if cache is None:
+            return _build_views(state.services, state.endpoint_slices, family, node_name, zone)
+        return cache.build(state, family, node_name, zone)
 
 
-def _build_views(state: ClusterState, family: str, node_name: str, zone: str) -> list[ServicePortView]:
-    index = index_endpoints(state.endpoint_slices, family, node_name)
+def _build_views(services, slices, family: str, node_name: str, zone: str) -> list[ServicePortView]:
+    index = index_endpoints(slices, family, node_name)
     views = []
-    for svc in state.services:
+    for svc in services:
         for view in service_port_views(svc, family):
             bucket = index.get(view.name)
             if bucket:
@@ -38,6 +45,34 @@ def _build_views(state: ClusterState, family: str, node_name: str, zone: str) ->
             views.append(view)
     views.sort(key=lambda v: (str(v.name), v.name.protocol))
     return views
+
+
+class ViewCache:
+    """Views per Service, reused while the Service and its slices are the same objects."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], tuple] = {}
+
+    def build(self, state: ClusterState, family: str, node_name: str, zone: str) -> list[ServicePortView]:
+        by_service: dict[tuple[str, str], list[EndpointSlice]] = defaultdict(list)
+        for sl in state.endpoint_slices:
+            by_service[(sl.namespace, sl.service_name)].append(sl)
+        fresh: dict[tuple[str, str], tuple] = {}
+        views: list[ServicePortView] = []
+        for svc in state.services:
+            key = (svc.namespace, svc.name)
+            slices = by_service.get(key, [])
+            e = self._entries.get(key)
+            if (e is not None and e[0] is svc and e[2] == (family, node_name, zone) and len(e[1]) == len(slices)
+                    and all(a is b for a, b in zip(e[1], slices, strict=True))):
+                fresh[key] = e
+            else:
+                fresh[key] = (svc, tuple(slices), (family, node_name, zone),
+                              _build_views((svc,), slices, family, node_name, zone))
+            views.extend(fresh[key][3])
+        self._entries = fresh
+        views.sort(key=lambda v: (str(v.name), v.name.protocol))
+        return views
 
 
 def cluster_ip_of_family(svc: Service, family: str) -> str | None:

@@ -21,9 +21,22 @@ from proxyctl.rules.iptables.model import Chain, Ruleset
 REDECLARE_SHARE = 0.5  # past this share of changed rules, rewriting the chain is shorter
 
 
+def _opcodes(old: list, new: list) -> list[tuple[str, int, int, int, int]]:
+    """Non-equal opcodes of old → new. The common head and tail are cut first (a one-endpoint
+    change leaves a 20k-rule KUBE-SERVICES equal but for a rule or two: no need to match it all)."""
+    lo, n_old, n_new = 0, len(old), len(new)
+    while lo < n_old and lo < n_new and old[lo] == new[lo]:
+        lo += 1
+    hi_old, hi_new = n_old, n_new
+    while hi_old > lo and hi_new > lo and old[hi_old - 1] == new[hi_new - 1]:
+        hi_old -= 1
+        hi_new -= 1
+    sm = difflib.SequenceMatcher(a=old[lo:hi_old], b=new[lo:hi_new], autojunk=False)
+    return [(tag, i1 + lo, i2 + lo, j1 + lo, j2 + lo) for tag, i1, i2, j1, j2 in sm.get_opcodes() if tag != "equal"]
+
+
 def _edit(name: str, old: list, new: list) -> list[str]:
-    sm = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
-    ops = [op for op in sm.get_opcodes() if op[0] != "equal"]
+    ops = _opcodes(old, new)
     lines: list[str] = []
     for _tag, i1, i2, j1, j2 in reversed(ops):  # from the end: earlier positions stay valid
         lines.extend(f"-D {name} {i1 + 1}" for _ in range(i2 - i1))
@@ -33,8 +46,7 @@ def _edit(name: str, old: list, new: list) -> list[str]:
 
 
 def _changed(old: list, new: list) -> int:
-    sm = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
-    return sum(max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in sm.get_opcodes() if tag != "equal")
+    return sum(max(i2 - i1, j2 - j1) for _tag, i1, i2, j1, j2 in _opcodes(old, new))
 
 
 def delta_payload(old: Ruleset, new: Ruleset, *, deletable: tuple[str, ...] = ()) -> str | None:

@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable
 
 from proxyctl.backends.iptables import compile_ruleset, options_for
+from proxyctl.backends.iptables.fragments import FragmentCache
 from proxyctl.backends.iptables.names import ChainNames
-from proxyctl.brain.build import build_views
+from proxyctl.brain.build import ViewCache, build_views
 from proxyctl.brain.serviceport import ServicePortView
 from proxyctl.cluster.objects import ClusterState, Node
 from proxyctl.daemon.delta import delta_payload
@@ -56,11 +57,15 @@ class IptablesProxier:
         self.on_failed = on_failed
         self.applied: dict[str, Ruleset] = {}
         self.last_views: dict[str, list[ServicePortView]] = {}
+        # Per family: unchanged Services keep their views and their compiled rules between syncs.
+        self._view_caches = {f: ViewCache() for f in families}
+        self._fragment_caches = {f: FragmentCache() for f in families}
 
     def desired(self, family: str, state: ClusterState, node: Node | None) -> tuple[Ruleset, list[ServicePortView]]:
-        views = build_views(state, family, self.facts.name, node.zone if node else "")
+        views = build_views(state, family, self.facts.name, node.zone if node else "",
+                            cache=self._view_caches.get(family))
         opts = options_for(self.config, self.facts, family, node, prefix=self.names.prefix)
-        return compile_ruleset(views, opts), views
+        return compile_ruleset(views, opts, cache=self._fragment_caches.get(family)), views
 
     def sync(self, full: bool) -> bool:
         start = self.clock()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from functools import cache, lru_cache
 
+from proxyctl.backends.iptables.fragments import Fragment, FragmentCache, Recorder, replay
 from proxyctl.backends.iptables.names import KUBELET_FIREWALL, port_proto_hash
 from proxyctl.backends.iptables.options import (
     CT_INVALID_COUNTER,
@@ -63,13 +64,18 @@ def probability(n: int) -> str:
     return f"{1.0 / n:0.10f}"
 
 
-def compile_ruleset(views: list[ServicePortView], opts: IptablesOptions) -> Ruleset:
-    """The restore payload of a full sync, as a Ruleset with tables filter then nat."""
+def compile_ruleset(views: list[ServicePortView], opts: IptablesOptions,
+                    cache: FragmentCache | None = None) -> Ruleset:
+    """The restore payload of a full sync, as a Ruleset with tables filter then nat.
+
+    With a ``cache`` (the daemon keeps one), service ports whose view is unchanged reuse last
+    sync's rules instead of being compiled again.
+    """
     with bulk_allocation():
-        return _compile(views, opts)
+        return _compile(views, opts, cache)
 
 
-def _compile(views: list[ServicePortView], opts: IptablesOptions) -> Ruleset:
+def _compile(views: list[ServicePortView], opts: IptablesOptions, cache: FragmentCache | None) -> Ruleset:
     rs = Ruleset(family=opts.family)
     flt, nat = rs.table("filter"), rs.table("nat")
     n = opts.names
@@ -81,8 +87,19 @@ def _compile(views: list[ServicePortView], opts: IptablesOptions) -> Ruleset:
     if not opts.ipv6 and opts.localhost_node_ports and opts.names.stands_in_for_kube_proxy:
         _kubelet_firewall(flt)
     large = sum(len(v.endpoints) for v in views) > opts.large_cluster_threshold
-    for view in views:
-        _service_port(flt, nat, view, opts, large)
+    if cache is None:
+        for view in views:
+            _service_port(flt, nat, view, opts, large)
+    else:
+        shared = frozenset(flt.chains) | frozenset(nat.chains)
+        for view in views:
+            frag = cache.get(view, opts, large)
+            if frag is None:
+                frag = Fragment()
+                _service_port(Recorder("filter", frag), Recorder("nat", frag), view, opts, large)
+                cache.put(view, opts, large, frag)
+            replay(frag, rs.tables, shared)
+        cache.rotate()
     _nodeports_tail(nat, opts)
     _forward(flt, opts)
     return rs
