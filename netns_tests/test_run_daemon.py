@@ -134,3 +134,18 @@ def test_daemon_follows_changes_within_min_sync_period(netns, apiserver, tmp_pat
             out, _ = proc.communicate()
     assert proc.returncode == 0, out
     assert "10.244.9.99:8080" in _save(netns)  # rules stay in place after SIGTERM
+
+
+def test_diff_from_the_cluster_after_run_once(capsys, netns, apiserver, tmp_path):
+    server, kubeconfig = apiserver
+    node_ns(netns)
+    r = subprocess.run([sys.executable, "-m", "proxyctl", "run", "--once", "--config", str(config_file(tmp_path)),
+                        "--kubeconfig", kubeconfig, "--netns", netns, "--iptables-backend", "nft"],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    args = ["diff", "--kubeconfig", kubeconfig, "--config", str(config_file(tmp_path)), "--node-facts",
+            str(DEMO / "node.yaml"), "--hostname-override", "anchor-node", "--netns", netns, "--no-conntrack"]
+    assert main(args) == 0, capsys.readouterr()
+    server.delete("Service", "sticky", "demo")  # the node now holds a deleted Service's rules
+    assert main(args) == 1
+    assert "demo/sticky:http" in capsys.readouterr().out

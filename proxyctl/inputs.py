@@ -32,14 +32,15 @@ class Inputs:
 
 def gather(manifests: Sequence[str], *, config_path: str | None = None, node_facts_path: str | None = None,
            strict: bool = False, hostname_override: str | None = None, node_ips: Sequence[str] = (),
-           service_proxy_name: str | None = None, discover=None) -> Inputs:
+           service_proxy_name: str | None = None, discover=None, cluster: ClusterState | None = None) -> Inputs:
     """Load and resolve every input; raises the InputError of the first input that is unusable.
 
     ``discover`` (a callable returning NodeFacts) is used only for what no file or flag says.
+    ``cluster`` (a live list, already selected by the watch) replaces the manifests.
     """
     config, warnings = load_config(config_path, strict=strict)
-    loaded = load_manifests(manifests, strict=strict)
-    state = select_for_proxy(loaded.state, service_proxy_name)
+    loaded = load_manifests(manifests, strict=strict) if cluster is None else None
+    state = select_for_proxy(loaded.state if loaded else cluster, service_proxy_name)
     facts_file = load_node_facts(node_facts_path) if node_facts_path else None
     name_hint = hostname_override or config.hostname_override or (facts_file.name if facts_file else "")
     node = _node_named(state, name_hint)
@@ -49,7 +50,7 @@ def gather(manifests: Sequence[str], *, config_path: str | None = None, node_fac
         facts_file=facts_file, node_object=node, discover=discover)
     if node is None:
         node = _node_named(state, facts.name)
-    return Inputs(config, state, facts, node, tuple(warnings), tuple(loaded.problems),
+    return Inputs(config, state, facts, node, tuple(warnings), tuple(loaded.problems) if loaded else (),
                   prefix_for(service_proxy_name))
 
 

@@ -22,14 +22,22 @@ from proxyctl.diff.report import render_json, render_text
 @click.option("--counters", is_flag=True, help="Show how many packets each extra or stale rule still matched.")
 @click.option("--conntrack/--no-conntrack", default=True, show_default=True,
               help="Look for stale UDP conntrack entries (live node or namespace only).")
+@click.option("--kubeconfig", metavar="FILE", help="Take the desired side from the cluster (one list through "
+              "the API) instead of -f; the kubeconfig as `proxyctl run` finds it when omitted with --from-cluster.")
+@click.option("--from-cluster", is_flag=True, help="Take the desired side from the cluster's API server.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def command(manifests, config_path, node_facts_path, strict, hostname_override, node_ips, service_proxy_name,
-            netns, live_rules, iptables_backend, ip_family, all_chains, counters, conntrack, output):
+            netns, live_rules, iptables_backend, ip_family, all_chains, counters, conntrack, kubeconfig, from_cluster,
+            output):
     """Diff the rules kube-proxy would program for MANIFESTS against a node's rules, per Service."""
     from proxyctl.diff.run import diff_node
 
-    if not manifests:
-        raise click.UsageError("give the cluster's objects with -f FILE (a file, a directory, or - for stdin)")
+    from_cluster = from_cluster or bool(kubeconfig)
+    if not manifests and not from_cluster:
+        raise click.UsageError("give the cluster's objects with -f FILE (a file, a directory, or - for stdin), "
+                               "or --from-cluster / --kubeconfig FILE to list them from the API server")
+    if manifests and from_cluster:
+        raise click.UsageError("give either -f or --from-cluster/--kubeconfig, not both")
     if live_rules and not node_facts_path:
         raise click.UsageError("--live-rules needs --node-facts: a dump taken elsewhere has none of its node's "
                                "addresses")
@@ -39,7 +47,7 @@ def command(manifests, config_path, node_facts_path, strict, hostname_override, 
             manifests=manifests, config_path=config_path, node_facts_path=node_facts_path, strict=strict,
             hostname_override=hostname_override, node_ips=node_ips, service_proxy_name=service_proxy_name,
             netns=netns, live_rules=live_rules, backend=iptables_backend, family=ip_family,
-            all_chains=all_chains, conntrack=conntrack)
+            all_chains=all_chains, conntrack=conntrack, kubeconfig=kubeconfig, from_cluster=from_cluster)
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
     if output == "json":

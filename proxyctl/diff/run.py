@@ -31,14 +31,40 @@ def read_live(*, netns: str | None, backend: str, families: Sequence[str], timeo
     return out, chosen
 
 
+def list_cluster(kubeconfig: str | None, config_path: str | None, node_name: str, service_proxy_name: str | None,
+                 timeout: float = 60.0):
+    """One consistent list of Services, EndpointSlices and the Node from the API server."""
+    from proxyctl.cluster.kubeconfig import load_api_client
+    from proxyctl.cluster.watch import ClusterWatch
+    from proxyctl.config import load_config
+
+    config, _ = load_config(config_path)
+    cc = config.data.get("clientConnection", {})
+    api = load_api_client(kubeconfig, cc.get("kubeconfig", ""), qps=float(cc.get("qps", 5)),
+                          burst=int(cc.get("burst", 10)))
+    watch = ClusterWatch(api, node_name=node_name, service_proxy_name=service_proxy_name)
+    watch.start()
+    try:
+        if not watch.wait_synced(timeout):
+            raise InputError(f"the API server ({getattr(api, 'source', 'kubeconfig')}) did not list Services and "
+                             f"EndpointSlices within {timeout:g} s; check --kubeconfig and the cluster")
+        return watch.snapshot()
+    finally:
+        watch.stop()
+
+
 def diff_node(*, manifests, config_path, node_facts_path, strict, hostname_override, node_ips,
-              service_proxy_name, netns, live_rules, backend, family, all_chains, conntrack
-              ) -> tuple[DiffReport, list[str]]:
+              service_proxy_name, netns, live_rules, backend, family, all_chains, conntrack,
+              kubeconfig: str | None = None, from_cluster: bool = False) -> tuple[DiffReport, list[str]]:
     from proxyctl.node.discover import discover_node_facts
 
+    cluster = None
+    if from_cluster:
+        node_name = hostname_override or discover_node_facts(netns).name
+        cluster = list_cluster(kubeconfig, config_path, node_name, service_proxy_name)
     inputs = gather(manifests, config_path=config_path, node_facts_path=node_facts_path, strict=strict,
                     hostname_override=hostname_override, node_ips=node_ips, service_proxy_name=service_proxy_name,
-                    discover=lambda: discover_node_facts(netns))
+                    discover=lambda: discover_node_facts(netns), cluster=cluster)
     effective_mode(inputs, None)
     warnings = list(inputs.warnings) + [f"skipped: {p}" for p in inputs.problems]
     families = (family,) if family else FAMILIES
