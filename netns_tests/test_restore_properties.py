@@ -10,7 +10,7 @@ For generated clusters and options (tests/strategies.py, TCP and UDP only: this 
   back exactly that text (apart from its ``#`` lines and, on legacy, the order of the tables);
 * nothing a manifest can say, even with the longest names, adds a word to a rule;
 * free text (comments, log prefixes) and single rules of many modules: iptables-save's line is
-  what render_save makes of the parsed rule; the differences found are strict xfails.
+  what render_save makes of the parsed rule; the differences these tests found are fixed and kept as cases.
 
 Hypothesis examples share the test's ``netns_factory`` (a function-scoped fixture, hence the
 suppressed health check): each example makes its own namespaces, all removed when the test ends.
@@ -215,7 +215,9 @@ def test_longest_names_stay_inside_their_rules(netns_factory, family):
 # is only [A-Za-z0-9_-], else in double quotes with '"', '\' and "'" backslash-escaped.
 
 def _known(reason: str):
-    return pytest.mark.xfail(strict=True, reason=f"known difference: {reason}")
+    """A difference these tests once found between render_save and iptables-save, now fixed; the
+    reason says what iptables-save prints."""
+    return ()
 
 
 FREE_TEXT = [
@@ -275,10 +277,11 @@ def test_free_text_save_form_matches_iptables_save(netns_factory, backend, opt):
 
 # --- canonical form against the kernel, one rule at a time ----------------------------------------
 # Rules written the way people (and kube-proxy) write them; iptables-save's line for each must be
-# what render_save makes of the parsed rule. The differences found are pinned as strict xfails.
+# what render_save makes of the parsed rule. The differences these tests found are fixed; _diff keeps their story.
 
 def _diff(rule: str, printed: str):
-    return pytest.param(rule, marks=_known(f"iptables-save prints {printed!r}"), id=rule)
+    """A rule whose canonical form once differed from iptables-save's line ``printed``."""
+    return pytest.param(rule, id=rule)
 
 
 CANONICAL_CASES = {

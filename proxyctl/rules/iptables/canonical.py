@@ -56,6 +56,7 @@ PROTOCOL_MODULES = ("tcp", "udp", "sctp", "icmp", "icmp6")
 _OPTION_MODULE = {flag: mod for mod in PROTOCOL_MODULES for flag in MODULE_OPTIONS[mod]}
 
 HEX_FLAGS = frozenset({"--mark"})
+_SENTINEL = "\x00"  # marks a plan probe's values (see _make_plan)
 
 
 def hex_value(text: str) -> str:
@@ -102,23 +103,67 @@ def address(text: str, family: str) -> str:
             addr, _, mask = text.partition("/")
             if mask.isdigit():
                 return str(ipaddress.ip_network(text, strict=False))
-            # dotted mask (255.255.255.0) → prefix length
-            return str(ipaddress.ip_network(f"{addr}/{mask}", strict=False))
+            # a mask written as an address (255.255.255.0, ffff:ffff::) → prefix length
+            bits = int(ipaddress.ip_address(mask))
+            width = 32 if "." in mask else 128
+            prefix = width - (bits ^ ((1 << width) - 1)).bit_length()
+            return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
         ip = ipaddress.ip_address(text)
         return f"{ip}/{ip.max_prefixlen}"
     except ValueError:
         return text  # a host name or something iptables resolves; keep as written
 
 
+PROTOCOL_NAMES = {"6": "tcp", "17": "udp", "1": "icmp", "132": "sctp", "58": "ipv6-icmp", "icmpv6": "ipv6-icmp",
+                  "47": "gre", "50": "esp", "51": "ah", "33": "dccp", "136": "udplite"}
+CT_STATES = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED", "SNAT", "DNAT")  # the kernel's bit order
+ADDR_TYPES = ("UNSPEC", "UNICAST", "LOCAL", "BROADCAST", "ANYCAST", "MULTICAST", "BLACKHOLE", "UNREACHABLE",
+              "PROHIBIT", "THROW", "NAT", "XRESOLVE")
+RANGE_FLAGS = frozenset({"--sport", "--dport", "--ctorigsrcport", "--ctorigdstport", "--ctreplsrcport",
+                         "--ctrepldstport", "--ctexpire"})
+LIMIT_UNITS = {"second": "sec", "s": "sec", "minute": "min", "m": "min", "h": "hour", "d": "day"}
+TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG")
+
+
+def _in_order(value: str, order: tuple[str, ...]) -> str:
+    names = value.split(",")
+    if not set(names) <= set(order):
+        return value
+    return ",".join(x for x in order if x in names)
+
+
+def _tcp_flags(text: str) -> str:
+    if text == "ALL":
+        return ",".join(TCP_FLAGS)
+    return _in_order(text, TCP_FLAGS + ("NONE",)) if text != "NONE" else "NONE"
+
+
 def _module_opt(module: str, opt: Opt, family: str) -> Opt:
     flag = OPTION_ALIASES.get(opt.flag, opt.flag)
     value = opt.value
+    if value is not None and value.startswith(_SENTINEL):  # a plan's probe: keep the marker intact
+        return opt if flag == opt.flag else Opt(flag, value, opt.negated)
     if module == "mark" and flag == "--mark" and value is not None:
         value = mark_value(value)
     elif module == "statistic" and flag == "--probability" and value is not None:
         value = kernel_probability(value)
     elif module == "conntrack" and flag in ("--ctorigsrc", "--ctorigdst", "--ctreplsrc", "--ctrepldst") and value:
         value = address(value, family)
+        if value.endswith(("/32", "/128")):
+            value = value.rsplit("/", 1)[0]  # conntrack prints a host without its prefix
+    elif flag in ("--ctstate", "--state") and value:
+        value = _in_order(value, CT_STATES)
+    elif module == "addrtype" and flag in ("--src-type", "--dst-type") and value:
+        value = _in_order(value, ADDR_TYPES)
+    elif flag in RANGE_FLAGS and value and ":" in value:
+        lo, _, hi = value.partition(":")
+        value = lo if lo == hi else value
+    elif module == "limit" and flag == "--limit" and value:
+        n, _, unit = value.partition("/")
+        value = f"{n}/{LIMIT_UNITS.get(unit, unit)}"
+    elif module == "tcp" and flag == "--tcp-flags" and value:
+        mask, _, comp = value.partition(" ")
+        value = f"{_tcp_flags(mask)} {_tcp_flags(comp)}"
     if flag == opt.flag and value == opt.value:
         return opt
     return Opt(flag, value, opt.negated)
@@ -155,8 +200,10 @@ def _split(rule: Rule, family: str) -> tuple[dict[str, Opt], list[tuple[str, lis
         if flag in CORE_ORDER:
             if flag in ("-s", "-d") and o.value is not None:
                 o = Opt(flag, address(o.value, family), o.negated)
+                if o.value.endswith("/0") and not o.negated:
+                    continue  # matches every address: the kernel keeps no such match
             elif flag == "-p" and o.value is not None:
-                o = Opt(flag, o.value.lower(), o.negated)
+                o = Opt(flag, PROTOCOL_NAMES.get(o.value.lower(), o.value.lower()), o.negated)
                 proto = o.value
             elif flag != o.flag:
                 o = Opt(flag, o.value, o.negated)
@@ -164,11 +211,8 @@ def _split(rule: Rule, family: str) -> tuple[dict[str, Opt], list[tuple[str, lis
             continue
         if flag == "-m" or flag == "--match":
             current_mod = o.value or ""
-            if current_mod in by_name:  # a module loaded twice keeps one group, as the kernel would not
-                current = by_name[current_mod]
-            else:
-                current = by_name[current_mod] = []
-                groups.append((current_mod, current))
+            current = by_name[current_mod] = []  # a module loaded twice is two matches in the kernel
+            groups.append((current_mod, current))
             continue
         flag = OPTION_ALIASES.get(flag, flag)
         owner = current_mod
@@ -214,12 +258,26 @@ def _canonical_target(rule: Rule, family: str) -> tuple[str | None, tuple[Opt, .
     return target, opts
 
 
+def matches_everything(flag: str, value: str | None, negated: bool) -> bool:
+    """An option the kernel does not keep because it cannot fail: ``-s 0.0.0.0/0``, ``--dport 0:65535``."""
+    if negated or value is None:
+        return False
+    if flag in ("-s", "-d"):
+        return value.endswith("/0")
+    return flag in ("--sport", "--dport") and value == "0:65535"
+
+
 def _canonical_matches(rule: Rule, family: str) -> list[Opt]:
     core, groups = _split(rule, family)
     matches: list[Opt] = [core[f] for f in CORE_ORDER if f in core]
     for module, opts in groups:
         if module == "recent":
             opts = _recent_defaults(list(opts), family)
+        elif module == "tcp":
+            opts = [Opt("--tcp-flags", "FIN,SYN,RST,ACK SYN", o.negated) if o.flag == "--syn" else o for o in opts]
+        elif module == "limit" and not any(o.flag == "--limit" for o in opts):
+            opts = [Opt("--limit", "3/hour"), *opts]  # libxt_limit's default, printed by iptables-save
+        opts = [o for o in opts if not matches_everything(o.flag, o.value, o.negated)]
         if module:
             matches.append(Opt("-m", module))
         matches.extend(_order(module, opts))
@@ -233,19 +291,21 @@ def _canonical_matches(rule: Rule, family: str) -> list[Opt]:
 # when a diff canonicalises 700k rules.
 
 _STRUCTURAL = frozenset({"-m", "--match", "-p", "--protocol"})
-_SENTINEL = "\x00"
 _PLANS: dict[tuple, tuple] = {}
 
 
 def _transform(module: str, flag: str, family: str):
     if flag in ("-s", "-d"):
         return lambda v: address(v, family)
+    if (flag in ("--ctstate", "--state") or (module == "addrtype" and flag in ("--src-type", "--dst-type"))
+            or flag in RANGE_FLAGS or (module == "limit" and flag == "--limit")
+            or (module == "tcp" and flag == "--tcp-flags")
+            or (module == "conntrack" and flag in ("--ctorigsrc", "--ctorigdst", "--ctreplsrc", "--ctrepldst"))):
+        return lambda v: _module_opt(module, Opt(flag, v), family).value
     if module == "mark" and flag == "--mark":
         return mark_value
     if module == "statistic" and flag == "--probability":
         return kernel_probability
-    if module == "conntrack" and flag in ("--ctorigsrc", "--ctorigdst", "--ctreplsrc", "--ctrepldst"):
-        return lambda v: address(v, family)
     return None
 
 
@@ -286,6 +346,8 @@ def canonical_rule(rule: Rule, family: str = "IPv4") -> Rule:
             continue
         o = matches[src]
         value = o.value if fn is None or o.value is None else fn(o.value)
+        if matches_everything(flag, value, o.negated):
+            continue
         out.append(o if (value == o.value and flag == o.flag) else Opt(flag, value, o.negated))
     target, topts = _canonical_target(rule, family)
     return Rule(tuple(out), target, topts, rule.goto, None)

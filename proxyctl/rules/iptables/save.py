@@ -7,19 +7,24 @@ canonical form (see canonical.py), every comment quoted, and ``--nfacct-name`` w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from proxyctl.rules.bulk import bulk_allocation
 from proxyctl.rules.iptables.canonical import canonical_rule
 from proxyctl.rules.iptables.model import BUILTIN_CHAINS, QUOTED_FLAGS, Chain, Opt, Rule, Ruleset, Table
 
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
+
 
 def _save_opt(o: Opt) -> str:
     head = f"! {o.flag}" if o.negated else o.flag
     if o.value is None:
         return head
-    if o.flag in QUOTED_FLAGS:  # iptables 1.8.9 quotes every comment and log prefix
-        return f'{head} "' + o.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if o.flag in QUOTED_FLAGS:  # xtables_save_string: bare if only [A-Za-z0-9_-], else quoted and escaped
+        if _BARE.fullmatch(o.value):
+            return f"{head} {o.value}"
+        return f'{head} "' + re.sub(r'(["\\\\\'])', r"\\\1", o.value) + '"'
     if o.flag == "--nfacct-name":
         return f"{head}  {o.value}"
     return o.render()
