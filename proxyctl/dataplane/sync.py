@@ -27,7 +27,7 @@ from proxyctl.backends.iptables.node_state import CANARY_TABLES, JumpRule, jump_
 from proxyctl.dataplane.iptables import Iptables
 from proxyctl.errors import KernelError, RulesParseError
 from proxyctl.rules.iptables.canonical import canonical_rule
-from proxyctl.rules.iptables.model import Chain, Rule, Ruleset, Table
+from proxyctl.rules.iptables.model import BUILTIN_CHAINS, Chain, Rule, Ruleset, Table
 from proxyctl.rules.iptables.parse import parse_rules
 from proxyctl.rules.iptables.render import render_restore
 
@@ -45,9 +45,17 @@ class SyncResult:
     stale_chains: tuple[str, ...] = ()  # nat chains deleted
 
 
-def read_table(ipt: Iptables, family: str, table: str) -> Table:
-    """One table as ``iptables-save -t`` shows it (parsed); KernelError when unreadable."""
+def read_table(ipt: Iptables, family: str, table: str, *, shallow: bool = False) -> Table:
+    """One table as ``iptables-save -t`` shows it (parsed); KernelError when unreadable.
+
+    ``shallow`` keeps every chain but only the built-in chains' rules: what a full sync needs
+    (jump rules, canaries, stale chains), without parsing 300k service rules it will replace.
+    """
     text = ipt.save(family, table)
+    if shallow:
+        builtins = tuple(f"-A {c} " for c in BUILTIN_CHAINS.get(table, ()))
+        text = "\n".join(line for line in text.split("\n")
+                         if not line.startswith("-A ") and not line.startswith("[") or line.startswith(builtins))
     try:
         parsed = parse_rules(text, source=f"iptables-save -t {table} ({family})", family=family)
     except RulesParseError as e:
@@ -125,7 +133,7 @@ def full_sync(ipt: Iptables, payload: Ruleset, *, names: ChainNames | None = Non
     """Ensure canaries and jump rules, then restore ``payload`` and delete stale chains."""
     names = names or ChainNames()
     family = payload.family
-    current = {t: read_table(ipt, family, t) for t in CANARY_TABLES}
+    current = {t: read_table(ipt, family, t, shallow=True) for t in CANARY_TABLES}
     plan = ensure_plan(current, family, names)
     if plan.payload is not None:
         ipt.restore(family, plan.payload, noflush=True, counters=False)
