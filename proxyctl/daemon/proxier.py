@@ -22,6 +22,7 @@ from proxyctl.brain.build import ViewCache, build_views
 from proxyctl.brain.serviceport import ServicePortView
 from proxyctl.cluster.objects import ClusterState, Node
 from proxyctl.daemon.delta import delta_payload
+from proxyctl.dataplane.converge import converge
 from proxyctl.dataplane.iptables import Iptables
 from proxyctl.dataplane.sync import full_sync, read_table
 from proxyctl.errors import KernelError
@@ -82,6 +83,9 @@ class IptablesProxier:
                     if delta is not None:
                         self.ipt.restore(family, delta, noflush=True, counters=False)
                     written[family] = 0 if delta is None else delta.count("\n")
+                elif family not in self.applied:
+                    # after a (re)start: read what the node has and write only the difference
+                    written[family] = converge(self.ipt, payload, names=self.names)
                 else:
                     result = full_sync(self.ipt, payload, names=self.names)
                     written[family] = sum(result.rules.values())
