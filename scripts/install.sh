@@ -2,11 +2,13 @@
 # Installs what proxyctl needs on Debian/Ubuntu (run as root): the kernel tools kube-proxy shells
 # out to, and proxyctl itself with its Python dependencies in ./.venv.
 #   scripts/install.sh          proxyctl only
-#   scripts/install.sh --dev    plus the test tools (pytest, hypothesis, ruff)
+#   scripts/install.sh --dev    plus the test tools (pytest, hypothesis, ruff, kubernetes-validate;
+#                               ruby and ShellCheck for the lab scripts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(iptables ipset nftables conntrack nfacct iproute2 kmod)
+[ "${1:-}" = "--dev" ] && packages+=(shellcheck ruby)  # tests/test_vagrant.py: the lab's scripts
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv python3-pip)
