@@ -60,6 +60,13 @@ def node_ns(netns: str) -> None:
         subprocess.run(["ip", "netns", "exec", netns, "ip", "link", "set", link, "up"], check=True)
 
 
+def run_once(netns: str, kubeconfig: str, tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "proxyctl", "run", "--once", "--config", str(config_file(tmp_path)),
+                        "--kubeconfig", kubeconfig, "--netns", netns, "--iptables-backend", "nft"],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+
+
 def diff_exit(capsys, netns: str, manifests: Path) -> int:
     code = main(["diff", "-f", str(manifests), "--config", str(DEMO / "kube-proxy-config.yaml"),
                  "--node-facts", str(DEMO / "node.yaml"), "--netns", netns, "--no-conntrack"])
@@ -71,11 +78,7 @@ def diff_exit(capsys, netns: str, manifests: Path) -> int:
 def test_once_syncs_what_compile_says(capsys, netns, apiserver, tmp_path):
     server, kubeconfig = apiserver
     node_ns(netns)
-    r = subprocess.run([sys.executable, "-m", "proxyctl", "run", "--once", "--config", str(config_file(tmp_path)),
-                        "--kubeconfig", kubeconfig, "--netns", netns, "--iptables-backend", "nft"],
-                       capture_output=True, text=True, timeout=180)
-    assert r.returncode == 0, r.stderr
-    assert "synced" not in r.stdout
+    run_once(netns, kubeconfig, tmp_path)
     objs = tmp_path / "objects.yaml"
     objs.write_text(yaml.safe_dump_all(demo_objects()))
     assert diff_exit(capsys, netns, objs) == 0
@@ -139,10 +142,7 @@ def test_daemon_follows_changes_within_min_sync_period(netns, apiserver, tmp_pat
 def test_diff_from_the_cluster_after_run_once(capsys, netns, apiserver, tmp_path):
     server, kubeconfig = apiserver
     node_ns(netns)
-    r = subprocess.run([sys.executable, "-m", "proxyctl", "run", "--once", "--config", str(config_file(tmp_path)),
-                        "--kubeconfig", kubeconfig, "--netns", netns, "--iptables-backend", "nft"],
-                       capture_output=True, text=True, timeout=180)
-    assert r.returncode == 0, r.stderr
+    run_once(netns, kubeconfig, tmp_path)
     args = ["diff", "--kubeconfig", kubeconfig, "--config", str(config_file(tmp_path)), "--node-facts",
             str(DEMO / "node.yaml"), "--hostname-override", "anchor-node", "--netns", netns, "--no-conntrack"]
     assert main(args) == 0, capsys.readouterr()

@@ -60,13 +60,7 @@ def list_entries(*, netns: str | None, timeout: float = 10.0, protocol: str | No
                 ct.close()
         return out
 
-    try:
-        return call_with_deadline(dump, timeout=timeout, what="listing conntrack entries")
-    except KernelError:
-        raise
-    except OSError as e:
-        raise KernelError(f"cannot list conntrack entries: {e.strerror or e}", argv=("conntrack", "-L"),
-                          netns=netns, stderr=str(e)) from e
+    return _netlink(dump, "listing", ("conntrack", "-L"), netns=netns, timeout=timeout)
 
 
 def delete_entries(entries: list[CtEntry], *, netns: str | None, timeout: float = 10.0) -> int:
@@ -99,10 +93,15 @@ def delete_entries(entries: list[CtEntry], *, netns: str | None, timeout: float 
                 ct.close()
         return done
 
+    return _netlink(delete, "deleting", ("conntrack", "-D"), netns=netns, timeout=timeout)
+
+
+def _netlink(fn, doing: str, argv: tuple[str, ...], *, netns: str | None, timeout: float):
+    """Run a netlink conversation with a deadline; socket errors become a KernelError."""
     try:
-        return call_with_deadline(delete, timeout=timeout, what="deleting conntrack entries")
+        return call_with_deadline(fn, timeout=timeout, what=f"{doing} conntrack entries")
     except KernelError:
         raise
     except OSError as e:
-        raise KernelError(f"cannot delete conntrack entries: {e.strerror or e}", argv=("conntrack", "-D"),
-                          netns=netns, stderr=str(e)) from e
+        raise KernelError(f"{doing} conntrack entries failed: {e.strerror or e}", argv=argv, netns=netns,
+                          stderr=str(e)) from e
