@@ -149,3 +149,52 @@ def test_diff_from_the_cluster_after_run_once(capsys, netns, apiserver, tmp_path
     server.delete("Service", "sticky", "demo")  # the node now holds a deleted Service's rules
     assert main(args) == 1
     assert "demo/sticky:http" in capsys.readouterr().out
+
+
+def _udp_send(netns: str, count: int) -> None:
+    code = (f"import socket\nfor _ in range({count}):\n"
+            "    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'q', ('10.96.10.20', 53))\n")
+    subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", code], check=True, timeout=30)
+
+
+def test_stale_udp_conntrack_entries_are_removed_after_an_endpoint_goes(netns, apiserver, tmp_path):
+    """A UDP client keeps working across an endpoint change: entries still pointing at the removed
+    endpoint are deleted after the sync, so the next datagram picks a current endpoint."""
+    from proxyctl.dataplane.conntrack import list_entries
+
+    server, kubeconfig = apiserver
+    node_ns(netns)
+    for ip in ("10.244.0.21", "10.244.2.22"):  # both endpoints of demo/dns-np answer locally
+        subprocess.run(["ip", "netns", "exec", netns, "ip", "addr", "add", f"{ip}/32", "dev", "anchor0"], check=True)
+    subprocess.run(["ip", "netns", "exec", netns, "ip", "route", "add", "default", "dev", "anchor0"], check=True)
+    proc = subprocess.Popen([sys.executable, "-m", "proxyctl", "run", "--config", str(config_file(tmp_path)),
+                             "--kubeconfig", kubeconfig, "--netns", netns, "--iptables-backend", "nft"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "demo/dns-np:dns-udp" not in _save(netns):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.2)
+        _udp_send(netns, 30)  # 30 flows: each picks 10.244.0.21 with p=1/2
+
+        def to_gone():
+            return [e for e in list_entries(netns=netns, protocol="udp") if e.dnat_target == "10.244.0.21:5353"]
+
+        assert to_gone()
+        sl = server.get("EndpointSlice", "dns-np-1", "demo")
+        sl["endpoints"] = [e for e in sl["endpoints"] if e["addresses"] != ["10.244.0.21"]]
+        server.update(sl)
+        deadline = time.monotonic() + 5.0
+        while to_gone():
+            assert time.monotonic() < deadline, "stale conntrack entries were not removed"
+            time.sleep(0.1)
+        _udp_send(netns, 5)
+        targets = {e.dnat_target for e in list_entries(netns=netns, protocol="udp") if e.orig_dport == 53}
+        assert targets == {"10.244.2.22:5353"}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.communicate()
