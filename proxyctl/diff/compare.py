@@ -64,7 +64,7 @@ class _Side:
     """One side's chain as canonical rules (compared as values; rendered only for a finding), and
     the counters of the live side."""
 
-    def __init__(self, chain: Chain | None, family: str, keep=None):
+    def __init__(self, chain: Chain | None, family: str, keep=None, *, as_printed: bool = False):
         self.name = chain.name if chain is not None else ""
         self.rules: list[Rule] = []
         self.counters: list[tuple[int, int] | None] = []
@@ -73,7 +73,9 @@ class _Side:
         for r in chain.rules:
             if keep is not None and not keep(r):
                 continue
-            self.rules.append(canonical_rule(r, family))
+            # as_printed: iptables-save's rules are already canonical; only a chain that then
+            # differs is canonicalised for real (a rule from elsewhere may be spelt otherwise)
+            self.rules.append(r._replace(counters=None) if as_printed else canonical_rule(r, family))
             self.counters.append(r.counters)
 
     @property
@@ -114,10 +116,12 @@ def _compare(desired: Ruleset, live: Ruleset, own: Ownership, all_chains: bool) 
                 _only_live(add, fam, tname, name, lc, own)
             elif lc is None:
                 _missing_chain(add, fam, tname, name, dc, own)
+            elif (d := _side(dc, fam)).rules == _Side(lc, fam, as_printed=True).rules:
+                continue
             elif name in unordered:
-                _unordered(add, fam, tname, name, _side(dc, fam), _side(lc, fam))
+                _unordered(add, fam, tname, name, d, _side(lc, fam))
             else:
-                _ordered(add, fam, tname, name, _side(dc, fam), _side(lc, fam), own.service_of_chain(name, dc.rules)
+                _ordered(add, fam, tname, name, d, _side(lc, fam), own.service_of_chain(name, dc.rules)
                          if own.is_service_chain(name) else NODE_WIDE)
     _endpoints(add, desired, live, own)
     return report
