@@ -82,7 +82,11 @@ def run(opts: RunOptions) -> int:
     written = apply_sysctls(planned(config, in_netns=opts.netns is not None), netns=opts.netns)
     for w in written:
         log.info("set sysctl %s", w)
-    _cleanup_other_modes(mode, opts.netns)
+    if opts.service_proxy_name:
+        log.info("beside kube-proxy (service proxy name %s): other modes' rules are kube-proxy's, left alone",
+                 opts.service_proxy_name)
+    else:
+        _cleanup_other_modes(mode, opts.netns)
 
     api = load_api_client(opts.kubeconfig, config.data["clientConnection"].get("kubeconfig", ""),
                           qps=float(config.data["clientConnection"].get("qps", 5)),

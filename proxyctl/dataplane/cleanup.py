@@ -45,7 +45,8 @@ OWNED_CHAINS = frozenset({
     "KUBE-PORTALS-CONTAINER", "KUBE-PORTALS-HOST", "KUBE-NODEPORT-CONTAINER", "KUBE-NODEPORT-HOST",
     "KUBE-NODEPORT-NON-LOCAL",
 })
-OWNED_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-", "KUBE-XLB-")
+OWNED_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-", "KUBE-XLB-",
+                  "PXCTL-")  # every chain of proxyctl beside kube-proxy (--service-proxy-name)
 KUBELET_CHAINS = frozenset({"KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT"})
 IPSET_PREFIX = "KUBE-"
 NFT_TABLES = (("ip", "kube-proxy"), ("ip6", "kube-proxy"))

@@ -40,8 +40,9 @@ class Ownership:
     @cached_property
     def top_level(self) -> frozenset[str]:
         n = self.names
+        kubelet = {KUBELET_FIREWALL} if n.stands_in_for_kube_proxy else set()  # beside kube-proxy: its business
         return frozenset({n.services, n.external_services, n.nodeports, n.postrouting, n.mark_masq, n.forward,
-                          n.proxy_firewall, n.canary, KUBELET_FIREWALL})
+                          n.proxy_firewall, n.canary} | kubelet)
 
     def is_service_chain(self, chain: str) -> bool:
         return chain.startswith(self.names.service_prefixes)
