@@ -158,12 +158,7 @@ def _ports(reader: ObjectReader, obj: dict) -> tuple[EndpointPort, ...]:
     seen: dict[str, str] = {}
     out = []
     for _, entry, path in entries:
-        name = reader.string(entry, "name", f"{path}.name")
-        if name:
-            reader.check_name(name, f"{path}.name", names.is_dns1123_label, "port name")
-        if name in seen:
-            reader.fail(f"{path}.name", f"port name {show(name)} is already used by {seen[name]}")
-        seen.setdefault(name, path)
+        name = reader.port_name(entry, path, seen, unnamed_unique=True)
         protocol = reader.string(entry, "protocol", f"{path}.protocol") or "TCP"
         reader.one_of(protocol, f"{path}.protocol", PROTOCOLS, "protocol")
         port = reader.integer(entry, "port", f"{path}.port")

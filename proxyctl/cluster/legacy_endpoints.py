@@ -87,13 +87,8 @@ def _subset(reader: ObjectReader, entry: dict, path: str) -> EndpointsSubset:
     ports = []
     seen: dict[str, str] = {}
     for _, port_entry, ppath in items:
-        name = reader.string(port_entry, "name", f"{ppath}.name")
-        if name:
-            reader.check_name(name, f"{ppath}.name", names.is_dns1123_label, "port name")
-            if name in seen:
-                reader.fail(f"{ppath}.name", f"port name {show(name)} is already used by {seen[name]}")
-            seen.setdefault(name, ppath)
-        elif len(items) > 1:
+        name = reader.port_name(port_entry, ppath, seen)
+        if not name and len(items) > 1:
             reader.fail(f"{ppath}.name", "is required when a subset has more than one port")
         protocol = reader.string(port_entry, "protocol", f"{ppath}.protocol") or "TCP"
         reader.one_of(protocol, f"{ppath}.protocol", PROTOCOLS, "protocol")

@@ -154,6 +154,18 @@ class ObjectReader:
             return False
         return True
 
+    def port_name(self, entry: dict, path: str, seen: dict[str, str], *, unnamed_unique: bool = False) -> str:
+        """A port's name: a DNS-1123 label, unique among the object's ports (``seen`` maps names to
+        where they were first used); ``unnamed_unique`` counts "" as a name too."""
+        name = self.string(entry, "name", f"{path}.name")
+        if name:
+            self.check_name(name, f"{path}.name", names.is_dns1123_label, "port name")
+        if (name or unnamed_unique) and name in seen:
+            self.fail(f"{path}.name", f"port name {show(name)} is already used by {seen[name]}")
+        if name or unnamed_unique:
+            seen.setdefault(name, path)
+        return name
+
     def one_of(self, value: str, path: str, allowed: tuple[str, ...], what: str) -> bool:
         if value in allowed:
             return True

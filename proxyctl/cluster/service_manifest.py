@@ -133,13 +133,8 @@ def _ports(reader: ObjectReader, spec: dict) -> tuple[ServicePortSpec, ...]:
     by_node_port: dict[tuple[str, int], str] = {}
     out = []
     for _, entry, path in entries:
-        name = reader.string(entry, "name", f"{path}.name")
-        if name:
-            reader.check_name(name, f"{path}.name", names.is_dns1123_label, "port name")
-            if name in by_name:
-                reader.fail(f"{path}.name", f"port name {show(name)} is already used by {by_name[name]}")
-            by_name.setdefault(name, path)
-        elif several:
+        name = reader.port_name(entry, path, by_name)
+        if not name and several:
             reader.fail(f"{path}.name", "is required when a Service has more than one port")
         protocol = reader.string(entry, "protocol", f"{path}.protocol") or "TCP"
         reader.one_of(protocol, f"{path}.protocol", PROTOCOLS, "protocol")
