@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path("/work/shared/fixtures/real-kube-proxy")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real-kube-proxy"  # beside the checkout
 
 IPTABLES_NFT = """\
 # HELP kubeproxy_conntrack_reconciler_deleted_entries_total [ALPHA] Cumulative conntrack flows deleted by conntrack reconciler
@@ -296,7 +296,6 @@ kubeproxy_sync_proxy_rules_service_changes_total 20
 """  # noqa: E501
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="shared fixtures not present")
 @pytest.mark.parametrize(("folder", "copy"), [("demo-iptables-nft", IPTABLES_NFT), ("demo-nftables", NFTABLES)])
 def test_the_copies_are_the_fixtures_kubeproxy_lines(folder, copy):
     text = (SHARED / folder / "metrics.txt").read_text()
