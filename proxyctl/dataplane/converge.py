@@ -17,6 +17,7 @@ from proxyctl.dataplane.sync import CANARY_TABLES, ensure_plan, read_table
 from proxyctl.rules.bulk import bulk_allocation
 from proxyctl.rules.iptables.canonical import canonical_rule
 from proxyctl.rules.iptables.model import Chain, Ruleset, Table
+from proxyctl.rules.iptables.render import render_restore
 
 
 def _ours(table: Table, keep) -> Table:
@@ -44,6 +45,12 @@ def converge(ipt: Iptables, payload: Ruleset, *, names: ChainNames) -> int:
     def keep(name: str) -> bool:
         return name in ours or name.startswith(names.service_prefixes)
 
+    nat = tables.get("nat")
+    if nat is None or not any(c.startswith(names.service_prefixes) for c in nat.chains):
+        # a node without our service chains (a first start): nothing to compare, write it all
+        text = render_restore(payload)
+        ipt.restore(family, text, noflush=True, counters=False)
+        return text.count("\n")
     with bulk_allocation():
         current = Ruleset(family, {t: _ours(tables[t], keep) for t in payload.tables if t in tables})
         wanted = Ruleset(family, {t: _canonical(table, family) for t, table in payload.tables.items()})
