@@ -240,6 +240,9 @@ def _parse_rules(text: str, *, source: str = "", family: str | None = None) -> P
 
 def _command(parsed: ParsedRules, table, line: str, lineno: int, source: str, raw: str) -> bool:
     toks = _tokens(line)
+    if not toks:  # only characters str.split() takes for white space (\x1c-\x1f, \x85 ...)
+        raise RulesParseError("a line of nothing but white space characters iptables does not skip",
+                              source=source, line=lineno, text=raw)
     counters = None
     at = 0
     m = _COUNTERS.match(toks[0]) if toks[0][0] == "[" else None
