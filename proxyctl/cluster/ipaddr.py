@@ -40,10 +40,6 @@ def parse_cidr_sloppy(text: str) -> IPNetwork:
     return ipaddress.ip_network(f"{ip}/{int(prefix)}", strict=False)
 
 
-def canonical_ip(text: str) -> str:
-    return str(parse_ip_sloppy(text))
-
-
 def family_of(ip: str) -> str:
     """"IPv4" or "IPv6" for an address or CIDR text."""
     return "IPv6" if ":" in ip else "IPv4"

@@ -49,7 +49,7 @@ def run(opts: RunOptions) -> int:
     from proxyctl.config import load_config
     from proxyctl.daemon.health import ProxyHealth
     from proxyctl.daemon.healthz_server import HealthzServer
-    from proxyctl.daemon.metrics import ProxyMetrics
+    from proxyctl.daemon.metrics import ProxyMetrics, nfacct_reader
     from proxyctl.daemon.metrics_server import MetricsServer
     from proxyctl.daemon.mode import probe_kernel, select_mode
     from proxyctl.daemon.node_settings import apply as apply_sysctls
@@ -92,7 +92,7 @@ def run(opts: RunOptions) -> int:
                           qps=float(config.data["clientConnection"].get("qps", 5)),
                           burst=int(config.data["clientConnection"].get("burst", 10)),
                           content_type=config.data["clientConnection"].get("contentType", ""))
-    metrics = ProxyMetrics(mode)
+    metrics = ProxyMetrics(mode, nfacct=nfacct_reader(netns=opts.netns) if nfacct.supported else None)
     health = ProxyHealth.for_sync_period(config.sync_period)
     runner_box: dict[str, SyncRunner] = {}
 
