@@ -99,6 +99,12 @@ def _healthz(netns: str) -> tuple[int, dict]:
     return int(out[0]), json.loads(out[1])
 
 
+def _get(netns: str, url: str) -> str:
+    code = f"import urllib.request\nprint(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
+    return subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30, check=True).stdout
+
+
 def test_daemon_follows_changes_within_min_sync_period(netns, apiserver, tmp_path):
     server, kubeconfig = apiserver
     node_ns(netns)
@@ -112,6 +118,11 @@ def test_daemon_follows_changes_within_min_sync_period(netns, apiserver, tmp_pat
             time.sleep(0.2)
         status, body = _healthz(netns)
         assert status == 200 and body["healthy"] is True and body["nodeEligible"] is True
+        metrics = _get(netns, "http://127.0.0.1:10249/metrics")
+        assert 'kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv4"}' in metrics
+        assert "kubeproxy_iptables_ct_state_invalid_dropped_packets_total" in metrics
+        assert "kubeproxy_conntrack_reconciler_sync_duration_seconds" in metrics
+        assert _get(netns, "http://127.0.0.1:10249/proxyMode").strip() == "iptables"
 
         sl = server.get("EndpointSlice", "web-1", "demo")
         sl["endpoints"].append({"addresses": ["10.244.9.99"], "conditions": {"ready": True},
