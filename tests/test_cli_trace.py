@@ -95,3 +95,8 @@ def test_all_table_and_graph(capsys, tmp_path):
     assert dot.startswith("digraph trace {") and '"nat:KUBE-SERVICES"' in dot
     page = (tmp_path / "g.html").read_text()
     assert "<svg" in page and "10.244.0.11:8080" in page and "<script" not in page
+
+
+def test_graph_to_an_unwritable_place_is_a_clear_error(capsys):
+    code, _, err = run(capsys, "trace", "10.96.10.10:80", *DEMO_ARGS, "--graph", "/nonexistent/dir/g")
+    assert code == 2 and "cannot write" in err

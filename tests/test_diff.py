@@ -134,3 +134,9 @@ def test_errors_exit_2(capsys, args, needle):
     code = main(["diff", *ARGS, *args])
     _, err = capsys.readouterr()
     assert code == 2 and needle in err
+
+
+def test_a_failure_is_exit_2_never_1(capsys):
+    code = main(["diff", *ARGS, "--netns", "pxctl-no-such-namespace"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "does not exist" in err

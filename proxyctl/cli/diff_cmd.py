@@ -9,6 +9,7 @@ import click
 
 from proxyctl.cli.common import input_options
 from proxyctl.diff.report import render_json, render_text
+from proxyctl.errors import ProxyctlError
 
 
 @click.command("diff")
@@ -30,7 +31,7 @@ def command(manifests, config_path, node_facts_path, strict, hostname_override, 
             netns, live_rules, iptables_backend, ip_family, all_chains, counters, conntrack, kubeconfig, from_cluster,
             output):
     """Diff the rules kube-proxy would program for MANIFESTS against a node's rules, per Service."""
-    from proxyctl.diff.run import diff_node
+    from proxyctl.diff.run import diff_node as _diff
 
     from_cluster = from_cluster or bool(kubeconfig)
     if not manifests and not from_cluster:
@@ -43,11 +44,15 @@ def command(manifests, config_path, node_facts_path, strict, hostname_override, 
                                "addresses")
     if live_rules and netns:
         raise click.UsageError("give either --live-rules or --netns, not both")
-    report, warnings = diff_node(
+    try:
+        report, warnings = _diff(
             manifests=manifests, config_path=config_path, node_facts_path=node_facts_path, strict=strict,
             hostname_override=hostname_override, node_ips=node_ips, service_proxy_name=service_proxy_name,
             netns=netns, live_rules=live_rules, backend=iptables_backend, family=ip_family,
             all_chains=all_chains, conntrack=conntrack, kubeconfig=kubeconfig, from_cluster=from_cluster)
+    except ProxyctlError as e:
+        e.exit_code = 2  # like kubectl diff: 1 means "differences", every failure is 2
+        raise
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
     if output == "json":

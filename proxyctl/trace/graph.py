@@ -12,6 +12,7 @@ import html
 from collections import defaultdict
 from pathlib import Path
 
+from proxyctl.errors import InputError
 from proxyctl.trace.result import TraceResult
 
 
@@ -103,6 +104,9 @@ def to_html(result: TraceResult) -> str:
 def write_graph(result: TraceResult, base: str) -> list[str]:
     stem = base[:-4] if base.endswith((".dot", ".htm")) else (base[:-5] if base.endswith(".html") else base)
     dot, page = Path(stem + ".dot"), Path(stem + ".html")
-    dot.write_text(to_dot(result))
-    page.write_text(to_html(result))
+    try:
+        dot.write_text(to_dot(result))
+        page.write_text(to_html(result))
+    except OSError as e:
+        raise InputError(f"--graph {base}: cannot write {e.filename}: {e.strerror}; give a writable path") from e
     return [str(dot), str(page)]
