@@ -100,3 +100,15 @@ def test_all_table_and_graph(capsys, tmp_path):
 def test_graph_to_an_unwritable_place_is_a_clear_error(capsys):
     code, _, err = run(capsys, "trace", "10.96.10.10:80", *DEMO_ARGS, "--graph", "/nonexistent/dir/g")
     assert code == 2 and "cannot write" in err
+
+
+def test_all_over_a_real_node_dump_with_its_objects(capsys):
+    code, out, _ = run(capsys, "trace", "--all", "--rules", str(REAL / "iptables-save.txt"), "-f",
+                       str(REAL / "objects.yaml"), "--config", str(REAL / "kube-proxy-config.yaml"),
+                       "--node-facts", str(REAL / "node.yaml"), "-o", "json")
+    rows = {(r["service"], r["kind"]): r for r in json.loads(out)}
+    assert code == 0 and rows[("demo/no-endpoints:http", "cluster IP")]["pod"] == "REJECT"
+    assert rows[("demo/web:http", "cluster IP")]["pod"] == "2 endpoints"
+    code, _, err = run(capsys, "trace", "--all", "--rules", str(REAL / "iptables-save.txt"), "--node-facts",
+                       str(REAL / "node.yaml"))
+    assert code == 2 and "needs the cluster's objects" in err

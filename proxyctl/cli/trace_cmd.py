@@ -100,6 +100,11 @@ def command(destination, manifests, config_path, node_facts_path, strict, hostna
             raise click.UsageError("--rules needs --node-facts: the trace must know the node's addresses")
         facts = load_node_facts(node_facts_path)
         session = from_parsed(parse_dumps(_read(rules_path), source=rules_path), facts, rules_path)
+        if manifests:  # the dump's rules, explained (and --all, ns/name) by the cluster's objects
+            inputs = gather_from_flags(manifests, config_path, node_facts_path, strict, hostname_override, node_ips,
+                                       service_proxy_name)
+            config = inputs.config
+            session.views = from_inputs(inputs, session.rulesets).views
     elif manifests:
         inputs = gather_from_flags(manifests, config_path, node_facts_path, strict, hostname_override, node_ips,
                                    service_proxy_name)
@@ -114,6 +119,10 @@ def command(destination, manifests, config_path, node_facts_path, strict, hostna
 
     if trace_all:
         from proxyctl.cli.trace_all import run_all
+
+        if not session.views:
+            raise click.UsageError("--all traces every service port, so it needs the cluster's objects: add -f "
+                                   "MANIFESTS (with --rules or --node, they say which services to trace)")
 
         run_all(session, config, output)
         return
