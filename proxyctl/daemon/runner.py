@@ -15,12 +15,14 @@ step through hours of schedule in microseconds.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 FULL_SYNC_PERIOD = 3600.0
+log = logging.getLogger("proxyctl.runner")
 
 
 @dataclass
@@ -115,7 +117,8 @@ class SyncRunner:
             full = what == "sync-full"
             try:
                 ok = bool(self._sync(full))
-            except Exception:  # noqa: BLE001 - a failed sync is retried, whatever failed
+            except Exception:  # noqa: BLE001 - a failed sync is retried, whatever failed; say what it was
+                log.exception("sync raised; it is retried as a full sync after syncPeriod")
                 ok = False
             with self._lock:
                 self.schedule.finished(self._clock(), full=full, ok=ok)
