@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from proxyctl.backends.iptables import compile_ruleset
 from proxyctl.backends.iptables.names import ChainNames
-from proxyctl.daemon.delta import delta_payload
 from proxyctl.dataplane.fake_iptables import FakeIptables
+from proxyctl.rules.iptables.delta import delta_payload
 from proxyctl.rules.iptables.render import render_restore
 from tests.builders import make_endpoint, make_service, make_slice, options, views
 

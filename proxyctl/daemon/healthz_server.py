@@ -39,7 +39,7 @@ from proxyctl.config.addresses import split_host_port
 from proxyctl.daemon.health import GO_ZERO_TIME, HealthReport, Instant, ProxyHealth
 from proxyctl.daemon.metrics import ProxyMetrics
 from proxyctl.errors import KernelError
-from proxyctl.node.netns import _enter_netns_in_this_thread, call_with_deadline
+from proxyctl.node.netns import call_with_deadline, enter_netns_in_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def open_listener(address: str, *, field: str, netns: str | None = None, backlog
 
     def make() -> socket.socket:
         if netns is not None:
-            _enter_netns_in_this_thread(netns)
+            enter_netns_in_this_thread(netns)
         return _bind(host, port, backlog)
 
     try:

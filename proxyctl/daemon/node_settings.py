@@ -12,7 +12,7 @@ import os
 
 from proxyctl.config.duration import parse_duration
 from proxyctl.errors import KernelError
-from proxyctl.node.netns import _enter_netns_in_this_thread, call_with_deadline
+from proxyctl.node.netns import call_with_deadline, enter_netns_in_this_thread
 
 log = logging.getLogger("proxyctl.node-settings")
 
@@ -44,7 +44,7 @@ def apply(settings: dict[str, str], *, netns: str | None, timeout: float = 5.0) 
     """Write them (inside ``netns`` when given); returns what was written. KernelError on failure."""
     def write() -> list[str]:
         if netns is not None:
-            _enter_netns_in_this_thread(netns)
+            enter_netns_in_this_thread(netns)
         done = []
         for path, value in settings.items():
             try:

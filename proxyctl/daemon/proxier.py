@@ -21,12 +21,12 @@ from proxyctl.backends.iptables.names import ChainNames
 from proxyctl.brain.build import ViewCache, build_views
 from proxyctl.brain.serviceport import ServicePortView
 from proxyctl.cluster.objects import ClusterState, Node
-from proxyctl.daemon.delta import delta_payload
 from proxyctl.dataplane.converge import converge
 from proxyctl.dataplane.iptables import Iptables
 from proxyctl.dataplane.sync import full_sync, read_table
 from proxyctl.errors import KernelError
 from proxyctl.node.facts import NodeFacts
+from proxyctl.rules.iptables.delta import delta_payload
 from proxyctl.rules.iptables.model import Ruleset
 
 log = logging.getLogger("proxyctl.proxier")

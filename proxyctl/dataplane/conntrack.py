@@ -7,7 +7,7 @@ import socket
 from dataclasses import dataclass
 
 from proxyctl.errors import KernelError
-from proxyctl.node.netns import _enter_netns_in_this_thread, call_with_deadline
+from proxyctl.node.netns import call_with_deadline, enter_netns_in_this_thread
 
 PROTOCOLS = {6: "tcp", 17: "udp", 132: "sctp", 1: "icmp", 58: "icmpv6"}
 
@@ -47,7 +47,7 @@ def list_entries(*, netns: str | None, timeout: float = 10.0, protocol: str | No
 
     def dump() -> list[CtEntry]:
         if netns is not None:
-            _enter_netns_in_this_thread(netns)
+            enter_netns_in_this_thread(netns)
         out = []
         for fam in (socket.AF_INET, socket.AF_INET6):
             ct = Conntrack(nfgen_family=fam)  # a dump lists one family: the request's
@@ -71,7 +71,7 @@ def delete_entries(entries: list[CtEntry], *, netns: str | None, timeout: float 
 
     def delete() -> int:
         if netns is not None:
-            _enter_netns_in_this_thread(netns)
+            enter_netns_in_this_thread(netns)
         done = 0
         numbers = {v: k for k, v in PROTOCOLS.items()}
         for family, fam in (("IPv4", socket.AF_INET), ("IPv6", socket.AF_INET6)):

@@ -11,11 +11,11 @@ with exactly the payload in our chains, as after a full sync; a test compares th
 from __future__ import annotations
 
 from proxyctl.backends.iptables.names import ChainNames
-from proxyctl.daemon.delta import delta_payload
 from proxyctl.dataplane.iptables import Iptables
 from proxyctl.dataplane.sync import CANARY_TABLES, ensure_plan, read_table
 from proxyctl.rules.bulk import bulk_allocation
 from proxyctl.rules.iptables.canonical import canonical_rule
+from proxyctl.rules.iptables.delta import delta_payload
 from proxyctl.rules.iptables.model import Chain, Ruleset, Table
 from proxyctl.rules.iptables.render import render_restore
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 
 from proxyctl.errors import KernelError
-from proxyctl.node.netns import _enter_netns_in_this_thread, call_with_deadline
+from proxyctl.node.netns import call_with_deadline, enter_netns_in_this_thread
 from proxyctl.rules.iptables.model import BUILTIN_CHAINS, Opt, Rule, Ruleset
 
 TABLES = ("mangle", "filter", "nat")
@@ -70,7 +70,7 @@ def read_tables(family: str = "IPv4", *, netns: str | None, tables: tuple[str, .
     """The legacy backend's tables of ``netns`` as a Ruleset (with counters)."""
     def read() -> Ruleset:
         if netns is not None:
-            _enter_netns_in_this_thread(netns)
+            enter_netns_in_this_thread(netns)
         import iptc  # loads libiptc; after setns so its sockets are the namespace's
 
         rs = Ruleset(family=family)

@@ -7,26 +7,19 @@ namespace run on threads that entered it first; the caller's own thread never mo
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from pyroute2.netns import setns
-
 from proxyctl.errors import KernelError
-from proxyctl.node.netns import call_with_deadline, netns_path
+from proxyctl.node.netns import call_with_deadline, enter_netns_in_this_thread
 
 T = TypeVar("T")
 
 
 def enter(netns: str) -> None:
     """Move the calling thread into ``netns`` (KernelError when there is no such namespace)."""
-    fd = os.open(netns_path(netns), os.O_RDONLY)
-    try:
-        setns(fd)
-    finally:
-        os.close(fd)
+    enter_netns_in_this_thread(netns)
 
 
 def run_in(netns: str, fn: Callable[[], T], *, timeout: float = 30.0, what: str = "") -> T:
@@ -60,11 +53,3 @@ def write_sysctl(netns: str, key: str, value: str | int, *, timeout: float = 10.
                           netns=netns) from e
 
 
-def read_sysctl(netns: str, key: str, *, timeout: float = 10.0) -> str:
-    path = "/proc/sys/" + key.replace(".", "/")
-
-    def read() -> str:
-        with open(path, encoding="ascii") as f:
-            return f.read().strip()
-
-    return run_in(netns, read, timeout=timeout, what=f"reading {key}")

@@ -61,7 +61,7 @@ def read_proc_file(path: str, *, netns: str | None, timeout: float) -> str | Non
 
     def read() -> str | None:
         if netns is not None:
-            _enter_netns_in_this_thread(netns)
+            enter_netns_in_this_thread(netns)
         try:
             with open(path, encoding="ascii") as f:
                 return f.read()
@@ -105,7 +105,7 @@ def call_with_deadline(fn: Callable[[], T], *, timeout: float, what: str) -> T:
     return result[0]
 
 
-def _enter_netns_in_this_thread(name: str) -> None:
+def enter_netns_in_this_thread(name: str) -> None:
     path = netns_path(name)
     fd = os.open(path, os.O_RDONLY)
     try:
