@@ -235,12 +235,15 @@ def test_close_watches_cuts_or_ends_streams(server):
     thread.start()
     assert server.wait_until(lambda: server.open_watches() == 1)
     assert server.close_watches() == 1
-    thread.join(2)
+    thread.join(5)
+    # The client can see the cut before the server's handler forgets the stream: wait for that,
+    # or the second close would end the first stream again and leave the second one open.
+    assert server.wait_until(lambda: server.open_watches() == 0)
     thread = threading.Thread(target=read, args=("b", "/api/v1/services?watch=true"))
     thread.start()
     assert server.wait_until(lambda: server.open_watches() == 1)
-    server.close_watches(clean=True)
-    thread.join(2)
+    assert server.close_watches(clean=True) == 1
+    thread.join(5)
     assert results == {"a": "cut", "b": "clean"}
 
 
