@@ -34,6 +34,7 @@ from proxyctl.cluster.node_manifest import read_node
 from proxyctl.cluster.objects import ClusterState, EndpointSlice, Node, Service
 from proxyctl.cluster.service_manifest import read_service
 from proxyctl.errors import ManifestError, Problem
+from proxyctl.yamlstrict import StrictFastLoader
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "-"
@@ -47,23 +48,6 @@ _KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "Node": ("", ("v1",)),
     "EndpointSlice": ("discovery.k8s.io", ("v1", "v1beta1")),
 }
-
-
-class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """A safe loader that refuses duplicate keys (kubectl does) instead of keeping the last."""
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen = set()
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
-                    continue
-                key = self.construct_object(key_node)
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r}", key_node.start_mark)
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 Parsed = Service | EndpointSlice | Node | list[EndpointSlice] | None
@@ -316,7 +300,7 @@ def _documents(source: str, text: str) -> list[Any]:
             raise ManifestError(f"{source}: not valid JSON: {e}") from None
     try:
         _check_depth(source, text)
-        return list(yaml.load_all(text, Loader=_StrictLoader))
+        return list(yaml.load_all(text, Loader=StrictFastLoader))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -345,7 +329,7 @@ def _check_depth(source: str, text: str) -> None:
     libyaml's parser is not recursive, so its event stream is a safe way to measure nesting.
     """
     depth = 0
-    for event in yaml.parse(text, Loader=_StrictLoader):
+    for event in yaml.parse(text, Loader=StrictFastLoader):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_YAML_DEPTH:

@@ -26,6 +26,7 @@ import yaml
 
 from proxyctl.errors import NodeFactsError, Problem
 from proxyctl.node.facts import IPV4, IPV6, NodeFacts
+from proxyctl.yamlstrict import StrictSafeLoader
 
 KIND = "NodeFacts"
 TOP_KEYS = ("kind", "name", "nodeIPs", "addresses", "iptables", "conntrack")
@@ -56,7 +57,7 @@ def load_node_facts(path: str) -> NodeFacts:
 def parse_node_facts(text: str, *, source: str = "") -> NodeFacts:
     """Node facts from the text of a file; ``source`` names it in problems."""
     try:
-        docs = list(yaml.load_all(text, Loader=_StrictLoader))
+        docs = list(yaml.load_all(text, Loader=StrictSafeLoader))
     except yaml.YAMLError as e:
         raise _error([Problem(_yaml_message(e), source=source)]) from e
     docs = [d for d in docs if d is not None]
@@ -81,26 +82,6 @@ def dump_node_facts(facts: NodeFacts) -> str:
         "conntrack": {"tcpBeLiberal": facts.tcp_be_liberal},
     }
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True)
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of keeping the last one."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<": the base class merges it
-                continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:  # an unhashable key: let the base class report it
-                continue
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark)
-        return super().construct_mapping(node, deep=deep)
 
 
 def _yaml_message(e: yaml.YAMLError) -> str:
