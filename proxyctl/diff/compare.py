@@ -26,6 +26,7 @@ from proxyctl.rules.iptables.model import BUILTIN_CHAINS, Chain, Rule, Ruleset
 from proxyctl.rules.iptables.save import save_rule_text
 
 LAST_RULE_MARK = "must be the last rule"
+_new_tuple = tuple.__new__  # a Rule without its counters, without namedtuple._replace's overhead
 INFO_KINDS = frozenset({"foreign-chain"})
 
 
@@ -75,7 +76,12 @@ class _Side:
                 continue
             # as_printed: iptables-save's rules are already canonical; only a chain that then
             # differs is canonicalised for real (a rule from elsewhere may be spelt otherwise)
-            self.rules.append(r._replace(counters=None) if as_printed else canonical_rule(r, family))
+            if not as_printed:
+                self.rules.append(canonical_rule(r, family))
+            elif r.counters is None:
+                self.rules.append(r)
+            else:
+                self.rules.append(_new_tuple(Rule, (r.matches, r.target, r.target_opts, r.goto, None)))
             self.counters.append(r.counters)
 
     @property
