@@ -111,7 +111,7 @@ class Rule(NamedTuple):
         return [o.value for o in self.matches if o.flag == "-m" and o.value]
 
 
-@dataclass
+@dataclass(slots=True)
 class Chain:
     """A chain and its rules; ``policy`` is set for built-in chains only."""
 
