@@ -273,7 +273,9 @@ def _category_views(vantage: Vantage, probes: list[ProbeResult], ct: dict[int, C
                 continue
             if seen not in peers:
                 peers.append(seen)
-            if seen != vantage.client_ip or (entry is not None and entry.snat):
+            # An address rewrite is masquerade; conntrack changing only the source port (a port
+            # still held by an earlier connection's entry) is not.
+            if seen != vantage.client_ip or (entry is not None and entry.reply_dst != entry.orig_src):
                 masqueraded += 1
         pod = None
         if c not in (REJECT, DROP, "ERROR"):
