@@ -121,15 +121,21 @@ def test_official_watch_helper_sees_changes_and_bookmarks(server, client):
         server.update(o.service("ns1", "a", "172.30.0.1", port=81))
         server.delete("Service", "b", "ns1")
 
-    threading.Thread(target=changes).start()
+    changer = threading.Thread(target=changes)
+    changer.start()
     seen = []
     w = k8s_watch.Watch()
     for event in w.stream(api.list_service_for_all_namespaces, resource_version=rv, allow_watch_bookmarks=True,
-                          timeout_seconds=5, _request_timeout=(2, 5)):
+                          timeout_seconds=30, _request_timeout=(10, 30)):
+        # A BOOKMARK's object stays a dict (recent kubernetes clients do not deserialize it): read the
+        # resourceVersion from raw_object, which every event has. A bookmark can come before the
+        # changes when the thread making them is slow to run.
         seen.append((event["type"], event["object"].metadata.name if event["type"] != "BOOKMARK" else "",
-                     event["object"].metadata.resource_version))
+                     event["raw_object"]["metadata"]["resourceVersion"]))
         if len([s for s in seen if s[0] != "BOOKMARK"]) == 3:
             w.stop()
+    changer.join(30)
+    assert not changer.is_alive(), "the thread making the changes did not end"
     changes_seen = [s[:2] for s in seen if s[0] != "BOOKMARK"]
     assert changes_seen == [("ADDED", "b"), ("MODIFIED", "a"), ("DELETED", "b")]
     versions = [int(s[2]) for s in seen if s[0] != "BOOKMARK"]
