@@ -266,16 +266,24 @@ def test_restart_closes_connections_and_serves_on_the_same_port(server, client):
         except Exception as e:
             outcome["error"] = e
 
-    thread = threading.Thread(target=watch)
+    thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     assert server.wait_until(lambda: server.open_watches() == 1)
-    down = threading.Thread(target=server.restart, kwargs={"keep_history": False, "down_for": 0.3})
+    # Down until the test has tried to connect: a fixed sleep could look before the listener
+    # closed, or after it opened again, on a busy machine.
+    resume = threading.Event()
+    down = threading.Thread(target=server.restart, kwargs={"keep_history": False, "resume": resume}, daemon=True)
     down.start()
-    time.sleep(0.15)
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection((server.host, port), timeout=1).close()
-    down.join()
-    thread.join(2)
+    try:
+        assert server.down.wait(30), "the server did not go down"
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((server.host, port), timeout=5).close()
+    finally:
+        resume.set()
+    down.join(30)
+    assert not down.is_alive(), "the restart did not finish"
+    thread.join(30)
+    assert not thread.is_alive(), "the watch was not cut by the restart"
     assert "error" in outcome
     assert server.port == port
     assert [s.metadata.name for s in CoreV1Api(client).list_service_for_all_namespaces().items] == ["a"]

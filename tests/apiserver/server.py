@@ -130,6 +130,7 @@ class ApiServer:
         self._connections: set[socket.socket] = set()
         self._pages: dict[str, _Page] = {}
         self._unhang = threading.Event()
+        self.down = threading.Event()  # set once stop() has closed everything, cleared by start()
         self._generation = 0
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -143,6 +144,7 @@ class ApiServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
                                         name="test-apiserver", daemon=True)
         self._thread.start()
+        self.down.clear()
         return self
 
     def stop(self) -> None:
@@ -159,11 +161,14 @@ class ApiServer:
             _cut(conn)
         with self.store.cond:
             self.store.cond.notify_all()
+        self.down.set()
 
-    def restart(self, *, keep_history: bool = True, down_for: float = 0.0) -> None:
+    def restart(self, *, keep_history: bool = True, down_for: float = 0.0,
+                resume: threading.Event | None = None) -> None:
         """Like an API server restart: every connection closed, ``down_for`` seconds refusing
-        connections, then serving again on the same port. Without ``keep_history`` the new server
-        remembers no change (its watch cache starts now): older resourceVersions get 410."""
+        connections (or, given ``resume``, until that event is set: :attr:`down` tells when the
+        server is down), then serving again on the same port. Without ``keep_history`` the new
+        server remembers no change (its watch cache starts now): older resourceVersions get 410."""
         self.stop()
         if not keep_history:
             self.store.forget_history()
@@ -171,6 +176,8 @@ class ApiServer:
                 self._pages.clear()
         if down_for:
             time.sleep(down_for)
+        if resume is not None:
+            resume.wait()
         self.start()
 
     def __enter__(self) -> ApiServer:
