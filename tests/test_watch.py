@@ -320,9 +320,9 @@ def test_hung_watch_times_out_and_reconnects(h):
     assert watch.wait_synced(5)
     eventually(lambda: h.server.open_watches("services") == 1)
     h.server.inject(Fault.HANG, 1, watch=True, resource="services")
+    started = time.monotonic()  # before the hung watch can be sent: it is sent after close_watches()
     h.server.close_watches(clean=True, resource="services")
     h.server.create(o.service("ns1", "after-hang", "172.30.8.5"))
-    started = time.monotonic()
     eventually(lambda: "ns1/after-hang" in services(watch))
     assert time.monotonic() - started >= 0.4  # waited for the read timeout
     assert "timed out" in watch.stats()[SERVICE].last_error.lower()

@@ -246,11 +246,11 @@ class ApiServer:
     def close_watches(self, *, clean: bool = False, resource: str | None = None) -> int:
         """End the open watch streams (of one resource, if given): ``clean`` ends each with the final
         chunk as a server timeout does; otherwise the connection is cut mid-stream. Returns how many."""
-        with self._lock:
-            streams = [s for s in self._streams if resource is None or s.request.resource == resource]
-            for stream in streams:
-                stream.end = "clean" if clean else "abrupt"
-        with self.store.cond:
+        with self.store.cond:  # a stream reads its end with its changes under this lock (see _watch)
+            with self._lock:
+                streams = [s for s in self._streams if resource is None or s.request.resource == resource]
+                for stream in streams:
+                    stream.end = "clean" if clean else "abrupt"
             self.store.cond.notify_all()
         return len(streams)
 
@@ -437,13 +437,18 @@ class ApiServer:
             deadline = time.monotonic() + timeout
             next_bookmark = time.monotonic() + self.bookmark_interval
             while True:
-                if stream.end == "abrupt" or stream.generation != self._generation:
+                # The end and the changes are read together, under the store's lock: a change made
+                # after close_watches() returned is never sent on the stream it ended.
+                with self.store.cond:
+                    end = stream.end
+                    if not end:
+                        changes, rv = self.store.drain(subscription)
+                if end == "abrupt" or stream.generation != self._generation:
                     h.close_connection = True
                     _cut(h.connection)
                     return
-                if stream.end == "clean":
+                if end == "clean":
                     break
-                changes, rv = self.store.drain(subscription)
                 for change in changes:
                     event = _filtered(change, plural, match)
                     if event is not None:
