@@ -69,7 +69,9 @@ def test_initial_lists_then_watch_events(h):
 def test_not_synced_until_both_lists_arrive(h):
     populate(h.server)
     h.server.inject(Fault.HANG, 1, watch=False, resource="endpointslices")
-    watch, _ = h.watch()
+    # Only release_hangs() ends the hung list: with FAST's list_timeout (2 s) the client would
+    # give up by itself and sync before the checks below on a slow machine.
+    watch, _ = h.watch(settings=_settings(list_timeout=30.0))
     eventually(lambda: watch.stats()[SERVICE].lists == 1)
     assert not watch.synced
     assert not watch.wait_synced(0.3)
