@@ -181,7 +181,7 @@ def test_too_old_resource_version_is_410(server, client):
     w = k8s_watch.Watch()  # the official helper turns it into an ApiException after one retry
     with pytest.raises(ApiException) as e:
         for _ in w.stream(CoreV1Api(client).list_service_for_all_namespaces, resource_version="1000",
-                          _request_timeout=(2, 2)):
+                          _request_timeout=(10, 10)):
             pass
     assert e.value.status == 410
 
@@ -205,8 +205,8 @@ def test_injected_faults(server, client):
     server.inject(Fault.HANG)
     started = time.monotonic()
     with pytest.raises(urllib3.exceptions.ReadTimeoutError):
-        api.list_node(_request_timeout=(1, 0.3))
-    assert time.monotonic() - started < 2
+        api.list_node(_request_timeout=(10, 0.3))
+    assert time.monotonic() - started < 10  # the read timeout, not the server's HANG_LIMIT (60 s)
     server.release_hangs()
     server.inject(Fault.GONE_EVENT, watch=True)
     events = watch_lines(server, "/api/v1/nodes?watch=true&resourceVersion=1000", 1)
@@ -241,7 +241,8 @@ def test_close_watches_cuts_or_ends_streams(server):
     thread.start()
     assert server.wait_until(lambda: server.open_watches() == 1)
     assert server.close_watches() == 1
-    thread.join(5)
+    thread.join(30)
+    assert not thread.is_alive(), "the client of the cut stream is still reading"
     # The client can see the cut before the server's handler forgets the stream: wait for that,
     # or the second close would end the first stream again and leave the second one open.
     assert server.wait_until(lambda: server.open_watches() == 0)
@@ -249,7 +250,8 @@ def test_close_watches_cuts_or_ends_streams(server):
     thread.start()
     assert server.wait_until(lambda: server.open_watches() == 1)
     assert server.close_watches(clean=True) == 1
-    thread.join(5)
+    thread.join(30)
+    assert not thread.is_alive(), "the client of the ended stream is still reading"
     assert results == {"a": "cut", "b": "clean"}
 
 
