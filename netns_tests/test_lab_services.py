@@ -112,7 +112,8 @@ def test_service_without_endpoints_is_rejected_at_once(lab):
     r = observe(lab, "client-node-a", "10.96.0.99", 80, count=5, timeout=3.0)
     assert r.agrees, explain(r)
     assert observed(r) == {REJECT: 5}, explain(r)
-    assert all(p.result == "refused" and p.elapsed < 0.5 for p in r.probes), [(p.result, p.elapsed) for p in r.probes]
+    # refused, and well before the probe's 3 s timeout (a probe thread can wait for the GIL on a busy machine)
+    assert all(p.result == "refused" and p.elapsed < 1.5 for p in r.probes), [(p.result, p.elapsed) for p in r.probes]
 
 
 def test_udp_clusterip(lab):
