@@ -16,6 +16,7 @@ and listed in ``ParsedRules.unknown``, never dropped. Any other line is a RulesP
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from proxyctl.errors import RulesParseError
@@ -175,13 +176,29 @@ def parse_rules(text: str, *, source: str = "", family: str | None = None) -> Pa
         return _parse_rules(text, source=source, family=family)
 
 
+_CHUNK = 1 << 20
+
+
+def _lines(text: str) -> Iterator[str]:
+    """``text.split("\\n")``, a megabyte at a time: a 35 MB dump's list of 440k lines would cost
+    ~60 MB more at the moment a restarted daemon holds both its payload and the node's rules."""
+    start, n = 0, len(text)
+    while True:
+        end = text.find("\n", start + _CHUNK) if start + _CHUNK < n else -1
+        if end < 0:
+            yield from text[start:].split("\n")
+            return
+        yield from text[start:end].split("\n")
+        start = end + 1
+
+
 def _parse_rules(text: str, *, source: str = "", family: str | None = None) -> ParsedRules:
     rs = Ruleset(family=family or "IPv4")
     parsed = ParsedRules(rs, text=text)
     table = None
     saw_v6 = False
     last_line = 0
-    for lineno, raw in enumerate(text.split("\n"), 1):  # iptables-restore splits at \n only
+    for lineno, raw in enumerate(_lines(text), 1):  # iptables-restore splits at \n only
         line = raw.strip(" \t\r\f\v")
         if not line:
             continue
