@@ -103,10 +103,11 @@ TEXT_VALUE_FLAGS = frozenset({"--comment", "--log-prefix", "--nflog-prefix"})
 
 
 def parse_rulespec(toks: list[str], start: int = 0, *, where: str = "", lineno: int = 0, text: str = "",
-                   notes: list[str] | None = None) -> Rule:
+                   notes: list[str] | None = None, line_counters: tuple[int, int] | None = None) -> Rule:
     """Options from ``toks[start:]`` (what follows ``-A CHAIN``) → Rule.
 
     ``notes`` collects what the caller should know: unknown match modules, IPv6 addresses.
+    ``line_counters`` are the line's ``[packets:bytes]``: they win over a ``-c`` in the rule.
     """
     matches: list[Opt] = []
     target: str | None = None
@@ -164,7 +165,8 @@ def parse_rulespec(toks: list[str], start: int = 0, *, where: str = "", lineno: 
         negate = False
     if negate:
         raise RulesParseError("'!' at the end of the rule negates nothing", source=where, line=lineno, text=text)
-    return _new_tuple(Rule, (tuple(matches), target, tuple(topts), goto, counters))
+    return _new_tuple(Rule, (tuple(matches), target, tuple(topts), goto,
+                             counters if line_counters is None else line_counters))
 
 
 def parse_rules(text: str, *, source: str = "", family: str | None = None) -> ParsedRules:
@@ -287,9 +289,7 @@ def _command(parsed: ParsedRules, table, line: str, lineno: int, source: str, ra
             _delete(chain, lines, toks, at, pos, source, lineno, raw)
             return False
         notes: list[str] = []
-        rule = parse_rulespec(toks, at, where=source, lineno=lineno, text=raw, notes=notes)
-        if counters is not None:
-            rule = rule._replace(counters=counters)
+        rule = parse_rulespec(toks, at, where=source, lineno=lineno, text=raw, notes=notes, line_counters=counters)
         v6 = False
         for note in notes:
             if note == "v6":
