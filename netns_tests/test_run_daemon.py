@@ -105,17 +105,27 @@ def _get(netns: str, url: str) -> str:
                           timeout=30, check=True).stdout
 
 
+def _start_daemon(netns: str, kubeconfig: str, tmp_path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "proxyctl", "run", "--config", str(config_file(tmp_path)),
+                             "--kubeconfig", kubeconfig, "--netns", netns, "--iptables-backend", "nft"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_rules(netns: str, proc: subprocess.Popen, marker: str) -> float:
+    """Wait (up to 60 s) until the node's rules mention ``marker``; returns that deadline."""
+    deadline = time.monotonic() + 60
+    while marker not in _save(netns):
+        assert time.monotonic() < deadline and proc.poll() is None, f"the first sync never wrote {marker!r}"
+        time.sleep(0.2)
+    return deadline
+
+
 def test_daemon_follows_changes_within_min_sync_period(netns, apiserver, tmp_path):
     server, kubeconfig = apiserver
     node_ns(netns)
-    proc = subprocess.Popen([sys.executable, "-m", "proxyctl", "run", "--config", str(config_file(tmp_path)),
-                             "--kubeconfig", kubeconfig, "--netns", netns, "--iptables-backend", "nft"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = _start_daemon(netns, kubeconfig, tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while "demo/web:http cluster IP" not in _save(netns):
-            assert time.monotonic() < deadline and proc.poll() is None, "the first sync never happened"
-            time.sleep(0.2)
+        deadline = _wait_for_rules(netns, proc, "demo/web:http cluster IP")
         # The IPv4 rules are in before the sync ends: the IPv6 ones come next, and only then are
         # the sync's metrics and health recorded. Wait for the end of the first sync.
         synced = 'kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv4"}'
@@ -184,14 +194,9 @@ def test_stale_udp_conntrack_entries_are_removed_after_an_endpoint_goes(netns, a
     for ip in ("10.244.0.21", "10.244.2.22"):  # both endpoints of demo/dns-np answer locally
         subprocess.run(["ip", "netns", "exec", netns, "ip", "addr", "add", f"{ip}/32", "dev", "anchor0"], check=True)
     subprocess.run(["ip", "netns", "exec", netns, "ip", "route", "add", "default", "dev", "anchor0"], check=True)
-    proc = subprocess.Popen([sys.executable, "-m", "proxyctl", "run", "--config", str(config_file(tmp_path)),
-                             "--kubeconfig", kubeconfig, "--netns", netns, "--iptables-backend", "nft"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = _start_daemon(netns, kubeconfig, tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while "demo/dns-np:dns-udp" not in _save(netns):
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.2)
+        _wait_for_rules(netns, proc, "demo/dns-np:dns-udp")
         _udp_send(netns, 30)  # 30 flows: each picks 10.244.0.21 with p=1/2
 
         def to_gone():
